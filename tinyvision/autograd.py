@@ -1,0 +1,581 @@
+"""Reverse-mode automatic differentiation: the Tensor, the Function, the backward pass.
+
+The whole idea on one screen
+----------------------------
+A :class:`Tensor` wraps an array (``.data``) and, when it was produced by a differentiable
+operation, a pointer to the :class:`Function` node that produced it (``.grad_fn``). Every
+operation is a ``Function`` subclass with two methods on *raw arrays*, side by side:
+
+* ``forward(*xs) -> y``       computes the value, saving what the gradient will need;
+* ``backward(gy) -> gxs``     given gy = dL/dy, returns dL/dx for every input x
+                              (the vector-Jacobian product; None for an input with no gradient).
+
+``loss.backward()`` walks the graph of Function nodes from ``loss`` back to the leaves in
+reverse topological order, so that a node runs its ``backward`` only after *every* path to
+its outputs has delivered its share of the gradient. Shares are **added**: when a tensor is
+used twice (``y = x * x``), dL/dx is the sum of the two paths' contributions (the
+multivariate chain rule) — this is the ``+=`` that micrograd leaves unexplained.
+
+Semantics (PyTorch's)
+---------------------
+* Leaf tensors (created by the user, ``requires_grad=True``) accumulate into ``.grad``
+  across backward calls; ``zero_grad()`` / ``t.grad = None`` resets them.
+* Intermediate tensors get no ``.grad`` (unless ``retain_grad()`` was called).
+* ``backward()`` frees the graph's saved arrays; a second ``backward()`` through the same
+  graph raises, unless the first was called with ``retain_graph=True``.
+* ``backward()`` without a gradient is only allowed for a tensor with one element.
+* Modifying in place (``t[...] = v``, ``t.add_(...)``) an array that a Function saved for
+  its backward makes that backward raise, naming the tensor's shape and versions.
+* Inside ``with no_grad():`` no graph is recorded.
+"""
+from __future__ import annotations
+
+import contextlib
+import weakref
+
+import numpy as np
+
+from .backend import DeviceError, device_of, get_array_module, to_device
+
+__all__ = [
+    "Tensor",
+    "Function",
+    "tensor",
+    "no_grad",
+    "enable_grad",
+    "is_grad_enabled",
+    "set_grad_enabled",
+    "GradientError",
+]
+
+
+class GradientError(RuntimeError):
+    """The backward pass cannot run: freed graph, in-place change, missing gradient..."""
+
+
+# --------------------------------------------------------------------------------------
+# Grad mode
+# --------------------------------------------------------------------------------------
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """Whether operations currently record the graph."""
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def set_grad_enabled(mode: bool):
+    """Context manager that turns graph recording on or off, restoring it on exit."""
+    global _grad_enabled
+    previous = _grad_enabled
+    _grad_enabled = bool(mode)
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def no_grad():
+    """``with no_grad():`` — operations inside record no graph (inference, optimizer steps)."""
+    return set_grad_enabled(False)
+
+
+def enable_grad():
+    """``with enable_grad():`` — record the graph even inside a ``no_grad`` block."""
+    return set_grad_enabled(True)
+
+
+# --------------------------------------------------------------------------------------
+# dtype rules
+# --------------------------------------------------------------------------------------
+def _is_float(dtype) -> bool:
+    return np.issubdtype(np.dtype(dtype), np.floating)
+
+
+def _to_data(value, dtype=None, xp=None):
+    """Turn user input into an array with tinyvision's dtype rules.
+
+    float64 arrays stay float64; other floats (Python floats, lists, float16) become
+    float32, PyTorch's default dtype; integers become int64 and booleans stay bool.
+    """
+    if isinstance(value, Tensor):
+        value = value.data
+    if xp is None:
+        xp = get_array_module(value)
+    if dtype is not None:
+        return xp.asarray(value, dtype=dtype)
+    given_as_array = hasattr(value, "dtype")  # ndarray, CuPy array or NumPy scalar
+    arr = xp.asarray(value)
+    if arr.dtype == np.float64 and given_as_array:
+        return arr
+    if _is_float(arr.dtype):
+        return arr.astype(np.float32, copy=False)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False)
+    if arr.dtype.kind == "b":
+        return arr
+    raise TypeError(f"cannot make a tensor from data of dtype {arr.dtype}")
+
+
+# --------------------------------------------------------------------------------------
+# Tensor
+# --------------------------------------------------------------------------------------
+def _F():
+    # functional sits above autograd; Tensor methods reach it lazily (no import cycle).
+    from . import functional
+
+    return functional
+
+
+class Tensor:
+    """An array plus the bookkeeping for reverse-mode differentiation.
+
+    Attributes
+    ----------
+    data : ndarray (NumPy or CuPy)
+    grad : Tensor or None        dL/d(this), filled in by ``backward`` for leaves
+    requires_grad : bool         whether gradients flow to (or through) this tensor
+    grad_fn : Function or None   the node that produced it (None for leaves)
+    """
+
+    __array_priority__ = 1000  # so ndarray + Tensor calls Tensor.__radd__
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        self.data = _to_data(data, dtype)
+        self.grad = None
+        self.grad_fn = None
+        self._version = 0
+        self._retains_grad = False
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # ---- basic properties -------------------------------------------------------------
+    @property
+    def shape(self):
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def device(self) -> str:
+        return device_of(self.data)
+
+    def __repr__(self):
+        extra = ""
+        if self.grad_fn is not None:
+            extra = f", grad_fn={type(self.grad_fn).__name__}"
+        elif self.requires_grad:
+            extra = ", requires_grad=True"
+        body = np.array2string(self.numpy(), separator=", ", precision=4, prefix="tensor(")
+        return f"tensor({body}, dtype={self.dtype}{extra})"
+
+    # ---- conversion ---------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        """The data as a NumPy array (copied from the GPU when needed). No gradient."""
+        return to_device(self.data, "cpu")
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.numpy()
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.data.reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor of shape {self.shape} is ambiguous; use .any() or .all()"
+            )
+        return bool(self.item())
+
+    def to(self, device_or_dtype):
+        """Move to 'cpu' / 'cuda', or cast to a dtype. Differentiable (the gradient moves back)."""
+        if isinstance(device_or_dtype, str) and device_or_dtype.lower().split(":")[0] in ("cpu", "cuda", "gpu"):
+            if device_or_dtype.lower() == self.device:
+                return self
+            return _F().to_device(self, device_or_dtype)
+        return _F().astype(self, device_or_dtype)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def float(self):
+        return _F().astype(self, np.float32)
+
+    def double(self):
+        return _F().astype(self, np.float64)
+
+    def long(self):
+        return Tensor(self.data.astype(np.int64))
+
+    def detach(self) -> "Tensor":
+        """A new leaf sharing this tensor's data, outside the graph (no gradient flows back)."""
+        t = Tensor.__new__(Tensor)
+        t.data = self.data
+        t.grad = None
+        t.grad_fn = None
+        t._version = 0
+        t._retains_grad = False
+        t.requires_grad = False
+        return t
+
+    def clone(self):
+        return _F().clone(self)
+
+    # ---- gradient switches ----------------------------------------------------------------
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad and not _is_float(self.dtype):
+            raise TypeError(
+                f"only floating-point tensors can require gradients; this tensor of shape "
+                f"{self.shape} has dtype {self.dtype} (cast it with .float() or .double())"
+            )
+        if not requires_grad and self.grad_fn is not None:
+            raise GradientError("requires_grad can only be switched off on a leaf; use .detach()")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def retain_grad(self):
+        """Keep ``.grad`` for this non-leaf tensor after backward (as PyTorch's retain_grad)."""
+        self._retains_grad = True
+
+    def zero_(self):
+        return self._inplace(lambda d: d.fill(0))
+
+    def fill_(self, value):
+        return self._inplace(lambda d: d.fill(value))
+
+    # ---- in-place updates (versioned, so a saved array that changes is caught) ----------
+    def _check_inplace_allowed(self):
+        if _grad_enabled and self.requires_grad and self.is_leaf:
+            raise GradientError(
+                f"a leaf tensor of shape {self.shape} that requires grad is being changed in "
+                "place; do it inside `with tv.no_grad():` (as optimizers do)"
+            )
+
+    def _inplace(self, update):
+        self._check_inplace_allowed()
+        update(self.data)
+        self._version += 1
+        return self
+
+    def _other_data(self, other):
+        other = other.data if isinstance(other, Tensor) else other
+        get_array_module(self.data, other)  # raises when devices are mixed
+        return other
+
+    def add_(self, other, alpha=1.0):
+        o = self._other_data(other)
+        return self._inplace(lambda d: d.__iadd__(alpha * o if alpha != 1.0 else o))
+
+    def sub_(self, other, alpha=1.0):
+        o = self._other_data(other)
+        return self._inplace(lambda d: d.__isub__(alpha * o if alpha != 1.0 else o))
+
+    def mul_(self, other):
+        o = self._other_data(other)
+        return self._inplace(lambda d: d.__imul__(o))
+
+    def div_(self, other):
+        o = self._other_data(other)
+        return self._inplace(lambda d: d.__itruediv__(o))
+
+    def copy_(self, other):
+        o = self._other_data(other)
+        o_shape = tuple(getattr(o, "shape", ()))
+        try:
+            np.broadcast_shapes(o_shape, self.shape)
+        except ValueError:
+            raise ValueError(f"copy_: source of shape {o_shape} does not broadcast to {self.shape}") from None
+
+        def assign(d):
+            d[...] = o
+
+        return self._inplace(assign)
+
+    def __setitem__(self, index, value):
+        value = self._other_data(value)
+        index = index.data if isinstance(index, Tensor) else index
+
+        def assign(d):
+            d[index] = value
+
+        return self._inplace(assign)
+
+    # ---- the backward pass ------------------------------------------------------------
+    def backward(self, grad=None, retain_graph: bool = False):
+        """Compute d(self)/d(leaf) for every leaf that requires grad, accumulating into ``.grad``.
+
+        grad : the upstream gradient dL/d(self), same shape as self. May be omitted only
+               when self holds one element (then it is 1).
+        retain_graph : keep the saved arrays so backward can run through this graph again.
+        """
+        if not self.requires_grad:
+            raise GradientError(
+                f"backward() on a tensor of shape {self.shape} that does not require grad "
+                "(no input of the computation had requires_grad=True, or it ran under no_grad)"
+            )
+        xp = get_array_module(self.data)
+        if grad is None:
+            if self.data.size != 1:
+                raise GradientError(
+                    f"backward() without a gradient is only defined for a tensor with one element; "
+                    f"this one has shape {self.shape}: pass grad= of that shape"
+                )
+            g = xp.ones_like(self.data)
+        else:
+            g = grad.data if isinstance(grad, Tensor) else xp.asarray(grad)
+            get_array_module(self.data, g)
+            if tuple(g.shape) != self.shape:
+                raise ValueError(
+                    f"backward(): grad has shape {tuple(g.shape)} but the tensor has shape {self.shape}"
+                )
+            g = g.astype(self.dtype, copy=False)
+        run_backward(self, g, retain_graph)
+
+
+# --------------------------------------------------------------------------------------
+# Function
+# --------------------------------------------------------------------------------------
+class Function:
+    """One differentiable operation: ``forward`` and ``backward`` on raw arrays.
+
+    Subclasses implement
+
+    * ``forward(self, *xs)``  — xs are the inputs' arrays (None stays None); returns one
+      array or a tuple of arrays. Call ``self.save_for_backward(...)`` for what backward needs.
+    * ``backward(self, *gys)`` — one upstream gradient per output (zeros for an output that
+      received none); returns one gradient per input (a tuple, or a single array when there is
+      one input), None where an input needs no gradient. Gradients must have the input's shape.
+
+    Use: ``y = MyOp(option=...)(x, w)``: non-tensor options go to ``__init__``, tensors to the call.
+    Outputs listed in ``non_differentiable`` (indices into the outputs, e.g. argmax
+    indices) never require grad.
+    """
+
+    non_differentiable: tuple = ()
+
+    def __init__(self):
+        pass
+
+    def save_for_backward(self, *arrays):
+        self.saved = arrays
+
+    def forward(self, *xs):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, *gys):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, *inputs):
+        xs = []
+        for a in inputs:
+            if isinstance(a, Tensor):
+                xs.append(a.data)
+            elif a is None or isinstance(a, (bool, int, float)):
+                xs.append(a)  # Python scalars stay "weak": x * 2 keeps x's dtype (NEP 50)
+            else:
+                xs.append(_to_data(a))
+        get_array_module(*xs)  # raises DeviceError if NumPy and CuPy arrays meet
+        self.saved = ()
+        ys = self.forward(*xs)
+        single = not isinstance(ys, tuple)
+        if single:
+            ys = (ys,)
+
+        needs_grad = _grad_enabled and any(isinstance(a, Tensor) and a.requires_grad for a in inputs)
+        outputs = []
+        for i, y in enumerate(ys):
+            t = Tensor.__new__(Tensor)
+            t.data = y
+            t.grad = None
+            t._version = 0
+            t._retains_grad = False
+            differentiable = needs_grad and i not in self.non_differentiable and _is_float(y.dtype)
+            t.requires_grad = differentiable
+            t.grad_fn = self if differentiable else None
+            outputs.append(t)
+
+        if needs_grad:
+            self.inputs = tuple(a if isinstance(a, Tensor) else None for a in inputs)
+            self.input_shapes = tuple(getattr(x, "shape", None) for x in xs)
+            self.input_dtypes = tuple(getattr(x, "dtype", None) for x in xs)
+            self.output_meta = tuple((y.shape, y.dtype) for y in ys)
+            self.outputs = tuple(weakref.ref(t) for t in outputs)
+            self._freed = False
+            # Remember the version of every tensor whose array was saved, to catch in-place edits.
+            saved_ids = {id(s) for s in self.saved if s is not None}
+            self._saved_versions = [
+                (t, t._version) for t in list(self.inputs) + outputs if t is not None and id(t.data) in saved_ids
+            ]
+            # Outputs are only weakly referenced; keep strong refs for saved outputs' version check.
+        else:
+            self.saved = ()
+        return outputs[0] if single else tuple(outputs)
+
+    # ---- helpers used by the backward pass ------------------------------------------------
+    def _check_saved_versions(self):
+        for t, v in self._saved_versions:
+            if t._version != v:
+                raise GradientError(
+                    f"{type(self).__name__}.backward needs a tensor of shape {t.shape} that was "
+                    f"modified in place after it was used (version {v} then, {t._version} now); "
+                    "use an out-of-place operation or .clone() before modifying"
+                )
+
+    def _release(self):
+        self.saved = None
+        self._saved_versions = []
+        self._freed = True
+
+
+def _sum_to_shape(g, shape):
+    """Sum the broadcast axes of g so it has ``shape`` (the gradient of broadcasting)."""
+    if g.shape == shape:
+        return g
+    ndiff = g.ndim - len(shape)
+    axes = tuple(range(ndiff)) + tuple(i + ndiff for i, s in enumerate(shape) if s == 1 and g.shape[i + ndiff] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def _topological_order(root: Tensor):
+    """Function nodes reachable from root, each after all nodes that consume its outputs.
+
+    Iterative depth-first search (deep graphs do not hit Python's recursion limit): a node is
+    appended after all its inputs' nodes, then the list is reversed.
+    """
+    order, visited = [], set()
+    stack = [(root.grad_fn, False)]
+    while stack:
+        fn, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(fn)
+            continue
+        if id(fn) in visited:
+            continue
+        visited.add(id(fn))
+        stack.append((fn, True))
+        for t in fn.inputs:
+            if t is not None and t.grad_fn is not None and id(t.grad_fn) not in visited:
+                stack.append((t.grad_fn, False))
+    order.reverse()
+    return order
+
+
+def _accumulate_leaf(t: Tensor, g):
+    g = g.astype(t.dtype, copy=False)
+    if t.grad is None:
+        t.grad = Tensor.__new__(Tensor)
+        t.grad.data = g.copy()
+        t.grad.grad = None
+        t.grad.grad_fn = None
+        t.grad._version = 0
+        t.grad._retains_grad = False
+        t.grad.requires_grad = False
+    else:
+        t.grad.data = t.grad.data + g  # accumulate across backward calls, as PyTorch
+
+
+def run_backward(root: Tensor, grad, retain_graph: bool = False):
+    """The backward pass from ``root`` with upstream gradient ``grad`` (an array)."""
+    if root.grad_fn is None:  # a leaf: its gradient is the upstream gradient itself
+        _accumulate_leaf(root, grad)
+        return
+    # grads[id(fn)][k]: the summed gradient arriving at output k of node fn.
+    grads = {}
+    root_fn = root.grad_fn
+    k_root = next(k for k, r in enumerate(root_fn.outputs) if r() is root)
+    grads[id(root_fn)] = {k_root: grad}
+    order = _topological_order(root)
+    with no_grad():
+        for fn in order:
+            if fn._freed:
+                raise GradientError(
+                    f"trying to run backward through {type(fn).__name__} a second time: its saved "
+                    "arrays were freed by the first backward; pass retain_graph=True to the first call"
+                )
+            fn._check_saved_versions()
+            arriving = grads.pop(id(fn), {})
+            xp = get_array_module(*[g for g in arriving.values()])
+            gys = []
+            for k, (shape, dtype) in enumerate(fn.output_meta):
+                g = arriving.get(k)
+                gys.append(g if g is not None else xp.zeros(shape, dtype=dtype))
+                out = fn.outputs[k]()
+                if out is not None and out._retains_grad and g is not None:
+                    _accumulate_leaf(out, g)
+            gxs = fn.backward(*gys)
+            if not isinstance(gxs, tuple):
+                gxs = (gxs,)
+            if len(gxs) != len(fn.inputs):
+                raise GradientError(
+                    f"{type(fn).__name__}.backward returned {len(gxs)} gradients for {len(fn.inputs)} inputs"
+                )
+            for t, gx, shape in zip(fn.inputs, gxs, fn.input_shapes):
+                if t is None or gx is None or not t.requires_grad:
+                    continue
+                if tuple(gx.shape) != tuple(shape):
+                    gx = _sum_to_shape(gx, tuple(shape))
+                if t.grad_fn is None:
+                    _accumulate_leaf(t, gx)
+                else:
+                    slot = grads.setdefault(id(t.grad_fn), {})
+                    k = next(k for k, r in enumerate(t.grad_fn.outputs) if r() is t)
+                    # The same tensor reached along two paths: the chain rule adds the shares.
+                    slot[k] = gx if k not in slot else slot[k] + gx
+            if not retain_graph:
+                fn._release()
+
+
+def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+    """Make a Tensor. float32 by default; float64 arrays stay float64; ints become int64.
+
+    >>> import tinyvision as tv
+    >>> tv.tensor([1.0, 2.0]).dtype
+    dtype('float32')
+    """
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+__all__ += ["run_backward", "DeviceError"]

@@ -1,0 +1,1 @@
+"""CuPy GPU kernels (same signatures as kernels/cpu)."""
