@@ -20,6 +20,8 @@ from .autograd import (
     tensor,
 )
 from .backend import DeviceError, cupy_available, get_array_module, to_device
+from .io import load, save
+from .random import manual_seed
 
 __version__ = "0.1.0"
 
@@ -27,7 +29,7 @@ __version__ = "0.1.0"
 # cheap and never compiles a Numba kernel nobody asked for.
 _SUBMODULES = {
     "functional", "nn", "optim", "testing", "ops", "metrics", "losses", "models", "data",
-    "kernels", "backend", "autograd", "io", "viz", "cli",
+    "kernels", "backend", "autograd", "viz", "cli", "random",
 }
 
 
@@ -40,5 +42,5 @@ def __getattr__(name):
 __all__ = [
     "Tensor", "Function", "tensor", "no_grad", "enable_grad", "is_grad_enabled",
     "set_grad_enabled", "GradientError", "DeviceError", "cupy_available", "get_array_module",
-    "to_device",
+    "to_device", "save", "load", "manual_seed",
 ]

@@ -341,6 +341,179 @@ class Tensor:
 
         return self._inplace(assign)
 
+    # ---- operators and methods (the math lives in tinyvision.functional) ----------------
+    def __add__(self, other):
+        return _F().add(self, other)
+
+    def __radd__(self, other):
+        return _F().add(other, self)
+
+    def __sub__(self, other):
+        return _F().sub(self, other)
+
+    def __rsub__(self, other):
+        return _F().sub(other, self)
+
+    def __mul__(self, other):
+        return _F().mul(self, other)
+
+    def __rmul__(self, other):
+        return _F().mul(other, self)
+
+    def __truediv__(self, other):
+        return _F().div(self, other)
+
+    def __rtruediv__(self, other):
+        return _F().div(other, self)
+
+    def __pow__(self, other):
+        return _F().pow(self, other)
+
+    def __rpow__(self, other):
+        return _F().pow(other, self)
+
+    def __neg__(self):
+        return _F().neg(self)
+
+    def __matmul__(self, other):
+        return _F().matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _F().matmul(other, self)
+
+    def __getitem__(self, index):
+        return _F().getitem(self, index)
+
+    # Comparisons give bool tensors outside the graph (they have no gradient).
+    def _compare(self, other, op):
+        o = other.data if isinstance(other, Tensor) else other
+        return Tensor(op(self.data, o))
+
+    def __eq__(self, other):
+        return self._compare(other, lambda a, b: a == b)
+
+    def __ne__(self, other):
+        return self._compare(other, lambda a, b: a != b)
+
+    def __lt__(self, other):
+        return self._compare(other, lambda a, b: a < b)
+
+    def __le__(self, other):
+        return self._compare(other, lambda a, b: a <= b)
+
+    def __gt__(self, other):
+        return self._compare(other, lambda a, b: a > b)
+
+    def __ge__(self, other):
+        return self._compare(other, lambda a, b: a >= b)
+
+    __hash__ = object.__hash__  # tensors are identified by object, as in PyTorch
+
+    def exp(self):
+        return _F().exp(self)
+
+    def log(self):
+        return _F().log(self)
+
+    def sqrt(self):
+        return _F().sqrt(self)
+
+    def abs(self):
+        return _F().abs(self)
+
+    def sign(self):
+        return _F().sign(self)
+
+    def clamp(self, min=None, max=None):  # noqa: A002
+        return _F().clamp(self, min, max)
+
+    clip = clamp
+
+    def maximum(self, other):
+        return _F().maximum(self, other)
+
+    def minimum(self, other):
+        return _F().minimum(self, other)
+
+    def relu(self):
+        return _F().relu(self)
+
+    def sigmoid(self):
+        return _F().sigmoid(self)
+
+    def tanh(self):
+        return _F().tanh(self)
+
+    def softmax(self, dim):
+        return _F().softmax(self, dim)
+
+    def log_softmax(self, dim):
+        return _F().log_softmax(self, dim)
+
+    def sum(self, dim=None, keepdim=False):
+        return _F().sum(self, dim, keepdim)
+
+    def mean(self, dim=None, keepdim=False):
+        return _F().mean(self, dim, keepdim)
+
+    def max(self, dim=None, keepdim=False):
+        return _F().max(self, dim, keepdim)
+
+    def min(self, dim=None, keepdim=False):
+        return _F().min(self, dim, keepdim)
+
+    def amax(self, dim=None, keepdim=False):
+        return _F().amax(self, dim, keepdim)
+
+    def amin(self, dim=None, keepdim=False):
+        return _F().amin(self, dim, keepdim)
+
+    def var(self, dim=None, unbiased=True, keepdim=False, correction=None):
+        return _F().var(self, dim, unbiased=unbiased, keepdim=keepdim, correction=correction)
+
+    def std(self, dim=None, unbiased=True, keepdim=False, correction=None):
+        return _F().std(self, dim, unbiased=unbiased, keepdim=keepdim, correction=correction)
+
+    def argmax(self, dim=None, keepdim=False):
+        return _F().argmax(self, dim, keepdim)
+
+    def argmin(self, dim=None, keepdim=False):
+        return _F().argmin(self, dim, keepdim)
+
+    def reshape(self, *shape):
+        return _F().reshape(self, *shape)
+
+    def view(self, *shape):
+        return _F().reshape(self, *shape)
+
+    def transpose(self, dim0, dim1):
+        return _F().transpose(self, dim0, dim1)
+
+    def permute(self, *dims):
+        return _F().permute(self, *dims)
+
+    @property
+    def T(self):
+        return _F().permute(self, *reversed(range(self.ndim)))
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        return _F().flatten(self, start_dim, end_dim)
+
+    def squeeze(self, dim=None):
+        return _F().squeeze(self, dim)
+
+    def unsqueeze(self, dim):
+        return _F().unsqueeze(self, dim)
+
+    def expand(self, *shape):
+        return _F().expand(self, *shape)
+
+    def any(self):
+        return bool(self.data.any())
+
+    def all(self):
+        return bool(self.data.all())
+
     # ---- the backward pass ------------------------------------------------------------
     def backward(self, grad=None, retain_graph: bool = False):
         """Compute d(self)/d(leaf) for every leaf that requires grad, accumulating into ``.grad``.
@@ -479,6 +652,14 @@ def _sum_to_shape(g, shape):
     return g.reshape(shape)
 
 
+def _broadcasts_to(shape, target) -> bool:
+    """Whether an array of ``shape`` broadcasts to exactly ``target``."""
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
+
+
 def _topological_order(root: Tensor):
     """Function nodes reachable from root, each after all nodes that consume its outputs.
 
@@ -552,11 +733,20 @@ def run_backward(root: Tensor, grad, retain_graph: bool = False):
                 raise GradientError(
                     f"{type(fn).__name__}.backward returned {len(gxs)} gradients for {len(fn.inputs)} inputs"
                 )
-            for t, gx, shape in zip(fn.inputs, gxs, fn.input_shapes):
+            for i, (t, gx, shape) in enumerate(zip(fn.inputs, gxs, fn.input_shapes)):
                 if t is None or gx is None or not t.requires_grad:
                     continue
                 if tuple(gx.shape) != tuple(shape):
+                    # A gradient may come back with the broadcast shape; anything else is a bug
+                    # in that Function's backward, reported here rather than as a wrong number.
+                    if not _broadcasts_to(tuple(shape), tuple(gx.shape)):
+                        raise GradientError(
+                            f"{type(fn).__name__}.backward returned a gradient of shape {tuple(gx.shape)} "
+                            f"for input {i} of shape {tuple(shape)}"
+                        )
                     gx = _sum_to_shape(gx, tuple(shape))
+                if gx.dtype != t.dtype:  # the gradient has its input's dtype (float32 stays float32)
+                    gx = gx.astype(t.dtype)
                 if t.grad_fn is None:
                     _accumulate_leaf(t, gx)
                 else:

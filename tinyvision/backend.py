@@ -19,6 +19,7 @@ __all__ = [
     "device_of",
     "to_device",
     "as_array",
+    "scatter_add",
 ]
 
 
@@ -126,3 +127,26 @@ def as_array(x, dtype=None, xp=None):
     if xp is None:
         xp = get_array_module(x)
     return xp.asarray(x, dtype=dtype)
+
+
+def _is_basic_index(index) -> bool:
+    """True when ``index`` uses only ints, slices, None and Ellipsis (no arrays, no masks)."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer)) for i in items)
+
+
+def scatter_add(target, index, values):
+    """``target[index] += values`` in place, *adding* where an index repeats.
+
+    Basic indexing never repeats an element, so plain ``+=`` is right (and fast); integer-array
+    and mask indexing go through ``np.add.at`` / ``cupyx.scatter_add``, which accumulate.
+    """
+    if _is_basic_index(index):
+        target[index] += values
+    elif _is_cupy_array(target):
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
+    else:
+        np.add.at(target, index, values)
+    return target

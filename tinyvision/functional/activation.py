@@ -1,0 +1,171 @@
+"""Activations: relu, leaky_relu, sigmoid, tanh, softmax, log_softmax.
+
+Shapes: y and gx have x's shape. ReLU's gradient at exactly 0 is 0 (PyTorch's subgradient:
+the mask is x > 0).
+"""
+from __future__ import annotations
+
+from ..autograd import Function
+from ..backend import get_array_module
+
+__all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "logsigmoid"]
+
+
+def _check_dim(name, dim, ndim):
+    if not -max(ndim, 1) <= dim < max(ndim, 1):
+        raise ValueError(f"{name}: dim={dim} is out of range for a tensor with {ndim} dimensions")
+    return dim % max(ndim, 1)
+
+
+class ReLU(Function):
+    """y = max(x, 0).   dy/dx = [x > 0] (0 at x = 0)  =>  gx = gy * [x > 0]."""
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.mask = x > 0
+        return xp.where(self.mask, x, 0).astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        return xp.where(self.mask, gy, 0).astype(gy.dtype, copy=False)
+
+
+class LeakyReLU(Function):
+    """y = x if x > 0 else s·x.   dy/dx = 1 if x > 0 else s (s at x = 0, as PyTorch)."""
+
+    def __init__(self, negative_slope):
+        self.s = negative_slope
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.mask = x > 0
+        return xp.where(self.mask, x, x * self.s).astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        return xp.where(self.mask, gy, gy * self.s).astype(gy.dtype, copy=False)
+
+
+class Sigmoid(Function):
+    r"""y = 1 / (1 + e^{-x}).   dy/dx = y (1 - y)  =>  gx = gy * y * (1 - y).
+
+    Stable form: y = (1 + tanh(x/2)) / 2, which cannot overflow for any x.
+    """
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        y = 0.5 * (1.0 + xp.tanh(0.5 * x))
+        self.save_for_backward(y)
+        return y.astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        (y,) = self.saved
+        return gy * y * (1 - y)
+
+
+class LogSigmoid(Function):
+    r"""y = log σ(x) = -log(1 + e^{-x}) = min(x, 0) - log(1 + e^{-|x|})   (stable form).
+
+    dy/dx = 1 - σ(x) = σ(-x)  =>  gx = gy * σ(-x).
+    """
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.save_for_backward(x)
+        return (xp.minimum(x, 0) - xp.log1p(xp.exp(-xp.abs(x)))).astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        (x,) = self.saved
+        xp = get_array_module(x)
+        return gy * (0.5 * (1.0 + xp.tanh(-0.5 * x)))
+
+
+class Tanh(Function):
+    """y = tanh x.   dy/dx = 1 - y^2  =>  gx = gy * (1 - y^2)."""
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        y = xp.tanh(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        (y,) = self.saved
+        return gy * (1 - y * y)
+
+
+class Softmax(Function):
+    r"""y_i = e^{x_i} / sum_j e^{x_j} along ``dim``.
+
+    Stable: subtract max_j x_j first (softmax is invariant to a shift).
+    Jacobian dy_i/dx_k = y_i (δ_ik - y_k)  =>  gx = y * (gy - sum_i gy_i y_i)   (sum along dim).
+    """
+
+    def __init__(self, dim):
+        self.dim = dim
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        z = x - x.max(axis=self.dim, keepdims=True)
+        e = xp.exp(z)
+        y = e / e.sum(axis=self.dim, keepdims=True)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        (y,) = self.saved
+        return y * (gy - (gy * y).sum(axis=self.dim, keepdims=True))
+
+
+class LogSoftmax(Function):
+    r"""y_i = x_i - log sum_j e^{x_j} along ``dim``  (stable: log-sum-exp with the max subtracted).
+
+    dy_i/dx_k = δ_ik - softmax(x)_k  =>  gx = gy - softmax(x) * sum_i gy_i   (sum along dim),
+    with softmax(x) = e^y (no second normalisation).
+    """
+
+    def __init__(self, dim):
+        self.dim = dim
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        m = x.max(axis=self.dim, keepdims=True)
+        lse = m + xp.log(xp.exp(x - m).sum(axis=self.dim, keepdims=True))
+        y = x - lse
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        (y,) = self.saved
+        xp = get_array_module(y)
+        return gy - xp.exp(y) * gy.sum(axis=self.dim, keepdims=True)
+
+
+def relu(x):
+    return ReLU()(x)
+
+
+def leaky_relu(x, negative_slope: float = 0.01):
+    return LeakyReLU(negative_slope)(x)
+
+
+def sigmoid(x):
+    return Sigmoid()(x)
+
+
+def logsigmoid(x):
+    return LogSigmoid()(x)
+
+
+def tanh(x):
+    return Tanh()(x)
+
+
+def softmax(x, dim: int):
+    """Softmax along ``dim`` (required, as in modern PyTorch)."""
+    return Softmax(_check_dim("softmax", dim, x.ndim))(x)
+
+
+def log_softmax(x, dim: int):
+    """Numerically stable log-softmax along ``dim``."""
+    return LogSoftmax(_check_dim("log_softmax", dim, x.ndim))(x)

@@ -1,0 +1,215 @@
+"""Elementwise math: exp, log, sqrt, abs, clamp, maximum, minimum, where.
+
+Shapes: every op here maps x (any shape) to y of the same (broadcast) shape; gx has x's shape.
+Conventions at the kinks, as PyTorch:
+* abs'(0) = 0 (sign(0) = 0);
+* clamp passes the gradient where min <= x <= max, boundaries included;
+* maximum/minimum split the gradient in half between x and y where x == y.
+"""
+from __future__ import annotations
+
+from ..autograd import Function
+from ..backend import get_array_module
+from .arithmetic import _grad_for, _shape, broadcast_shapes
+
+__all__ = ["exp", "log", "sqrt", "abs", "clamp", "clip", "maximum", "minimum", "where", "sign"]
+
+
+class Exp(Function):
+    """y = e^x.   dy/dx = e^x = y  =>  gx = gy * y (reuse y: no second exp)."""
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        y = xp.exp(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        (y,) = self.saved
+        return gy * y
+
+
+class Log(Function):
+    """y = ln x.   dy/dx = 1/x  =>  gx = gy / x.   (x <= 0 gives nan/-inf, as PyTorch.)"""
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.save_for_backward(x)
+        return xp.log(x)
+
+    def backward(self, gy):
+        (x,) = self.saved
+        return gy / x
+
+
+class Sqrt(Function):
+    """y = sqrt(x).   dy/dx = 1 / (2 sqrt(x)) = 1/(2y)  =>  gx = gy / (2 y)   (inf at 0)."""
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        y = xp.sqrt(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        (y,) = self.saved
+        return gy / (2 * y)
+
+
+class Abs(Function):
+    """y = |x|.   dy/dx = sign(x), with sign(0) = 0 (PyTorch's subgradient)  =>  gx = gy * sign(x)."""
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.save_for_backward(x)
+        return xp.abs(x)
+
+    def backward(self, gy):
+        (x,) = self.saved
+        xp = get_array_module(x)
+        return gy * xp.sign(x)
+
+
+class Sign(Function):
+    """y = sign(x).   Piecewise constant: gx = 0 everywhere (PyTorch's convention)."""
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.shape_dtype = (x.shape, x.dtype)
+        return xp.sign(x)
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        return xp.zeros(*self.shape_dtype)
+
+
+class Clamp(Function):
+    """y = min(max(x, lo), hi).
+
+    dy/dx = 1 where lo <= x <= hi (boundaries included, as PyTorch), else 0.
+    Tensor bounds are not differentiated here (use maximum/minimum for that).
+    """
+
+    def __init__(self, lo, hi):
+        self.lo, self.hi = lo, hi
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        if self.lo is not None and self.hi is not None and not hasattr(self.lo, "shape") and self.lo > self.hi:
+            # PyTorch's rule when min > max: every element becomes max.
+            y = xp.full_like(x, self.hi)
+        else:
+            y = x
+            if self.lo is not None:
+                y = xp.maximum(y, self.lo)
+            if self.hi is not None:
+                y = xp.minimum(y, self.hi)
+        self.save_for_backward(x)
+        return y.astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        (x,) = self.saved
+        xp = get_array_module(x)
+        inside = xp.ones(x.shape, dtype=bool)
+        if self.lo is not None:
+            inside &= x >= self.lo
+        if self.hi is not None:
+            inside &= x <= self.hi
+        return xp.where(inside, gy, 0).astype(gy.dtype, copy=False)
+
+
+class Maximum(Function):
+    """z = max(x, y) elementwise (broadcasting).
+
+    gx = gz where x > y, gy = gz where y > x; where x == y each gets gz / 2 (PyTorch's tie rule).
+    """
+
+    def forward(self, x, y):
+        xp = get_array_module(x, y)
+        broadcast_shapes("maximum", _shape(x), _shape(y))
+        self.save_for_backward(x, y)
+        return xp.maximum(x, y)
+
+    def backward(self, gz):
+        x, y = self.saved
+        xp = get_array_module(gz)
+        share_x = xp.where(x > y, 1.0, xp.where(x == y, 0.5, 0.0)).astype(gz.dtype)
+        return _grad_for(x, gz * share_x), _grad_for(y, gz * (1 - share_x))
+
+
+class Minimum(Function):
+    """z = min(x, y) elementwise. gx = gz where x < y, gy where y < x; ties split in half."""
+
+    def forward(self, x, y):
+        xp = get_array_module(x, y)
+        broadcast_shapes("minimum", _shape(x), _shape(y))
+        self.save_for_backward(x, y)
+        return xp.minimum(x, y)
+
+    def backward(self, gz):
+        x, y = self.saved
+        xp = get_array_module(gz)
+        share_x = xp.where(x < y, 1.0, xp.where(x == y, 0.5, 0.0)).astype(gz.dtype)
+        return _grad_for(x, gz * share_x), _grad_for(y, gz * (1 - share_x))
+
+
+class Where(Function):
+    """z = x where condition else y (broadcasting).   gx = gz·[c], gy = gz·[not c]; c gets none."""
+
+    def forward(self, condition, x, y):
+        xp = get_array_module(condition, x, y)
+        if getattr(condition, "dtype", None) is not None and condition.dtype != bool:
+            condition = condition.astype(bool)
+        broadcast_shapes("where", _shape(condition), _shape(x), _shape(y))
+        self.save_for_backward(condition, x, y)
+        return xp.where(condition, x, y)
+
+    def backward(self, gz):
+        c, x, y = self.saved
+        xp = get_array_module(gz)
+        zero = xp.zeros((), dtype=gz.dtype)
+        return None, _grad_for(x, xp.where(c, gz, zero)), _grad_for(y, xp.where(c, zero, gz))
+
+
+def exp(x):
+    return Exp()(x)
+
+
+def log(x):
+    return Log()(x)
+
+
+def sqrt(x):
+    return Sqrt()(x)
+
+
+def abs(x):  # noqa: A001 - PyTorch's name
+    return Abs()(x)
+
+
+def sign(x):
+    return Sign()(x)
+
+
+def clamp(x, min=None, max=None):  # noqa: A002 - PyTorch's names
+    """Clamp x into [min, max] (either may be None). Gradient passes where min <= x <= max."""
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    unwrap = lambda v: getattr(v, "data", v)  # noqa: E731 - tensor bounds act as constants
+    return Clamp(unwrap(min), unwrap(max))(x)
+
+
+clip = clamp
+
+
+def maximum(x, y):
+    return Maximum()(x, y)
+
+
+def minimum(x, y):
+    return Minimum()(x, y)
+
+
+def where(condition, x, y):
+    """Elementwise select, PyTorch's ``torch.where(condition, x, y)``."""
+    return Where()(condition, x, y)

@@ -1,0 +1,312 @@
+"""Reading and validating COCO ground truth and detection results into flat arrays.
+
+Everything here turns user input (a JSON path, a dict, a list of result dicts, per-image
+arrays) into NumPy arrays, or raises :class:`COCOFormatError` naming the field and the
+offending record (its index and a short repr of its content). Nothing here computes a metric.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+__all__ = ["COCOFormatError", "GroundTruth", "Detections", "load_ground_truth", "load_detections"]
+
+
+class COCOFormatError(ValueError):
+    """Malformed COCO ground truth or results: the message names the field and the record."""
+
+
+def _short(record, limit=200):
+    text = repr(record)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _load_json(path, what):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as exc:
+        raise COCOFormatError(f"{what}: {os.fspath(path)!r} is not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise COCOFormatError(f"{what}: cannot read {os.fspath(path)!r} ({exc})") from None
+
+
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_number(v):
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _check_record(where, i, rec, fields):
+    """Raise COCOFormatError for the first problem of record ``rec`` (fields: name -> kind)."""
+    if not isinstance(rec, dict):
+        raise COCOFormatError(f"{where}[{i}] must be a dict, got {type(rec).__name__}: {_short(rec)}")
+    for name, kind in fields.items():
+        if name not in rec:
+            if kind.endswith("?"):
+                continue
+            raise COCOFormatError(f"{where}[{i}] is missing the field {name!r}: {_short(rec)}")
+        v = rec[name]
+        kind = kind.rstrip("?")
+        if kind == "int" and not _is_int(v):
+            raise COCOFormatError(f"{where}[{i}]['{name}'] must be an integer, got {v!r}: {_short(rec)}")
+        if kind == "number" and not _is_number(v):
+            raise COCOFormatError(f"{where}[{i}]['{name}'] must be a number, got {v!r}: {_short(rec)}")
+        if kind == "flag" and not (_is_int(v) or isinstance(v, (bool, np.bool_))):
+            raise COCOFormatError(f"{where}[{i}]['{name}'] must be 0/1 or a bool, got {v!r}: {_short(rec)}")
+        if kind == "box":
+            if (not isinstance(v, (list, tuple, np.ndarray)) or len(v) != 4
+                    or not all(_is_number(c) for c in v)):
+                raise COCOFormatError(
+                    f"{where}[{i}]['{name}'] must be 4 numbers [x, y, width, height], got "
+                    f"{_short(v, 80)}: {_short(rec)}")
+
+
+def _column(records, name, where, fields, dtype_kinds, default=None):
+    """records[*][name] as an array; on any problem find and report the first bad record."""
+    if len(records) == 0:
+        return np.zeros(0, dtype=np.int64 if "f" not in dtype_kinds else np.float64)
+    try:
+        if default is None:
+            values = [r[name] for r in records]
+        else:
+            values = [r.get(name, default) for r in records]
+        arr = np.array(values)
+    except (KeyError, TypeError, AttributeError, ValueError):
+        arr = None
+    if arr is None or arr.dtype.kind not in dtype_kinds or (arr.ndim != 1 and name != "bbox"):
+        for i, r in enumerate(records):
+            _check_record(where, i, r, fields)
+        raise COCOFormatError(f"{where}: field {name!r} has values of mixed or unsupported types")
+    return arr
+
+
+def _boxes(records, where, fields):
+    arr = _column(records, "bbox", where, fields, "iuf")
+    if len(records) == 0:
+        return np.zeros((0, 4))
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        for i, r in enumerate(records):
+            _check_record(where, i, r, fields)
+        raise COCOFormatError(f"{where}: every 'bbox' must be 4 numbers, got shape {arr.shape}")
+    return arr.astype(np.float64)
+
+
+def _check_boxes(boxes, where, records):
+    bad = ~np.isfinite(boxes).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise COCOFormatError(f"{where}[{i}]['bbox'] must be finite, got {boxes[i].tolist()}: "
+                              f"{_short(records[i]) if records is not None else ''}")
+    bad = (boxes[:, 2] < 0) | (boxes[:, 3] < 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise COCOFormatError(
+            f"{where}[{i}]['bbox'] has a negative width or height {boxes[i].tolist()} "
+            f"(COCO boxes are [x, y, width, height]): "
+            f"{_short(records[i]) if records is not None else ''}")
+
+
+class GroundTruth:
+    """A COCO ground-truth dataset as arrays.
+
+    img_ids (int64[I]) sorted unique ids of ``images``; cat_ids (int64[K0]) sorted unique ids of
+    ``categories``; per annotation n, in file order: ann_img, ann_cat (int64[N]) as written
+    in the record (used to select it), and src (int64[N]) the record whose content pycocotools
+    actually evaluates (the last record with the same ``id``: ``COCO.anns`` is a dict keyed by
+    id), whose fields are img (int64[N]), cat (int64[N]), box (float64[N, 4]) xywh,
+    area (float64[N]), crowd (bool[N]), id_nonzero (bool[N]).
+    """
+
+    def __init__(self, dataset):
+        if isinstance(dataset, (str, os.PathLike)):
+            dataset = _load_json(dataset, "ground truth")
+        if not isinstance(dataset, dict):
+            raise COCOFormatError(f"ground truth must be a COCO dict or a path to one, got "
+                                  f"{type(dataset).__name__}")
+        for key in ("images", "categories"):
+            if key not in dataset:
+                raise COCOFormatError(f"ground truth is missing the field {key!r}")
+            if not isinstance(dataset[key], list):
+                raise COCOFormatError(f"ground truth[{key!r}] must be a list, got "
+                                      f"{type(dataset[key]).__name__}")
+        anns = dataset.get("annotations", [])
+        if not isinstance(anns, list):
+            raise COCOFormatError(f"ground truth['annotations'] must be a list, got {type(anns).__name__}")
+        self.dataset = dataset
+        img_fields = {"id": "int"}
+        ids = _column(dataset["images"], "id", "images", img_fields, "iu")
+        self.img_ids = np.unique(ids.astype(np.int64))
+        cat_fields = {"id": "int"}
+        cids = _column(dataset["categories"], "id", "categories", cat_fields, "iu")
+        self.cat_ids = np.unique(cids.astype(np.int64))
+        self.cat_names = {}
+        for c in dataset["categories"]:
+            self.cat_names.setdefault(int(c["id"]), c.get("name", str(c["id"])))
+
+        fields = {"id": "number", "image_id": "int", "category_id": "int", "bbox": "box",
+                  "area": "number", "iscrowd": "flag?"}
+        where = "annotations"
+        ann_ids = _column(anns, "id", where, fields, "iuf").astype(np.float64)
+        self.ann_img = _column(anns, "image_id", where, fields, "iu").astype(np.int64)
+        self.ann_cat = _column(anns, "category_id", where, fields, "iu").astype(np.int64)
+        box = _boxes(anns, where, fields)
+        area = _column(anns, "area", where, fields, "iuf").astype(np.float64)
+        crowd = _column(anns, "iscrowd", where, fields, "biu", default=0).astype(bool)
+        _check_boxes(box, where, anns)
+        if np.isnan(area).any():
+            i = int(np.argmax(np.isnan(area)))
+            raise COCOFormatError(f"{where}[{i}]['area'] is NaN: {_short(anns[i])}")
+        if np.isnan(ann_ids).any():
+            i = int(np.argmax(np.isnan(ann_ids)))
+            raise COCOFormatError(f"{where}[{i}]['id'] is NaN: {_short(anns[i])}")
+        n = len(anns)
+        # COCO.anns maps id -> the last record with that id; every record whose own image and
+        # category are selected is then *read* as that last record.
+        uniq, inverse = np.unique(ann_ids, return_inverse=True)
+        last = np.zeros(len(uniq), dtype=np.int64)
+        last[inverse] = np.arange(n)            # later positions overwrite earlier ones
+        self.src = last[inverse]
+        self.img = self.ann_img[self.src]
+        self.cat = self.ann_cat[self.src]
+        self.box = box[self.src]
+        self.area = area[self.src]
+        self.crowd = crowd[self.src]
+        self.id_nonzero = (ann_ids != 0)[self.src]
+        self.n = n
+
+
+class Detections:
+    """Detections as arrays, in input order: img, cat (int64[D]), box (float64[D, 4]) xywh,
+    score (float64[D]); records (list or None) to quote in error messages."""
+
+    def __init__(self, img, cat, box, score, records=None, where="detections"):
+        self.img, self.cat, self.box, self.score = img, cat, box, score
+        self.records = records
+        self.where = where
+        self.n = img.shape[0]
+
+    def record(self, i):
+        if self.records is not None:
+            return _short(self.records[i])
+        return (f"{{'image_id': {self.img[i]}, 'category_id': {self.cat[i]}, "
+                f"'bbox': {self.box[i].tolist()}, 'score': {self.score[i]}}}")
+
+
+def _to_numpy(x):
+    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
+        x = x.numpy()
+    if hasattr(x, "get") and type(x).__module__.startswith("cupy"):
+        x = x.get()
+    return np.asarray(x)
+
+
+def _from_arrays(per_image, box_format):
+    if box_format not in ("xyxy", "xywh"):
+        raise ValueError(f"box_format must be 'xyxy' or 'xywh', got {box_format!r}")
+    imgs, cats, boxes, scores = [], [], [], []
+    for image_id, entry in per_image.items():
+        if not _is_int(image_id):
+            raise COCOFormatError(f"detections: image id keys must be integers, got {image_id!r}")
+        if isinstance(entry, dict):
+            missing = [k for k in ("boxes", "scores", "labels") if k not in entry]
+            if missing:
+                raise COCOFormatError(f"detections[{image_id}] is missing {missing[0]!r} "
+                                      f"(expected keys 'boxes', 'scores', 'labels')")
+            b, s, lab = entry["boxes"], entry["scores"], entry["labels"]
+        elif isinstance(entry, (tuple, list)) and len(entry) == 3:
+            b, s, lab = entry
+        else:
+            raise COCOFormatError(f"detections[{image_id}] must be (boxes, scores, labels) or a dict "
+                                  f"with those keys, got {type(entry).__name__}")
+        b = _to_numpy(b)
+        s = _to_numpy(s)
+        lab = _to_numpy(lab)
+        if b.size == 0 and s.size == 0 and lab.size == 0:
+            continue
+        if b.ndim != 2 or b.shape[1] != 4:
+            raise COCOFormatError(f"detections[{image_id}] boxes must have shape (N, 4), got {b.shape}")
+        n = b.shape[0]
+        if s.shape != (n,) or lab.shape != (n,):
+            raise COCOFormatError(f"detections[{image_id}]: boxes {b.shape}, scores {s.shape} and "
+                                  f"labels {lab.shape} must have the same length N")
+        if b.dtype.kind not in "iuf" or s.dtype.kind not in "iuf" or lab.dtype.kind not in "iu":
+            raise COCOFormatError(f"detections[{image_id}]: boxes and scores must be numeric and labels "
+                                  f"integers, got {b.dtype}, {s.dtype}, {lab.dtype}")
+        b = b.astype(np.float64)
+        if box_format == "xyxy":
+            b = np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
+        imgs.append(np.full(n, int(image_id), dtype=np.int64))
+        cats.append(lab.astype(np.int64))
+        boxes.append(b)
+        scores.append(s.astype(np.float64))
+    if not imgs:
+        return Detections(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0))
+    return Detections(np.concatenate(imgs), np.concatenate(cats), np.concatenate(boxes),
+                      np.concatenate(scores))
+
+
+def _from_records(records):
+    where = "detections"
+    fields = {"image_id": "int", "category_id": "int", "bbox": "box", "score": "number"}
+    img = _column(records, "image_id", where, fields, "iu").astype(np.int64)
+    cat = _column(records, "category_id", where, fields, "iu").astype(np.int64)
+    box = _boxes(records, where, fields)
+    score = _column(records, "score", where, fields, "iuf").astype(np.float64)
+    if len(records) == 0:
+        img = img.astype(np.int64).reshape(0)
+        cat = cat.astype(np.int64).reshape(0)
+        score = score.reshape(0)
+    return Detections(img, cat, box, score, records=records)
+
+
+def load_detections(detections, box_format="xyxy"):
+    """Detections from a results JSON path, a list of COCO result dicts or per-image arrays.
+
+    Result dicts hold ``image_id``, ``category_id``, ``bbox`` [x, y, w, h] and ``score``;
+    per-image arrays are a dict ``image_id -> (boxes (N, 4), scores (N,), labels (N,))``
+    (or ``{"boxes":, "scores":, "labels":}``) with boxes in ``box_format``.
+    """
+    if isinstance(detections, (str, os.PathLike)):
+        detections = _load_json(detections, "results")
+        if not isinstance(detections, list):
+            raise COCOFormatError(f"results file must hold a list of result dicts, got "
+                                  f"{type(detections).__name__}")
+    if isinstance(detections, dict):
+        dets = _from_arrays(detections, box_format)
+    elif isinstance(detections, (list, tuple)):
+        dets = _from_records(list(detections))
+    else:
+        raise TypeError(f"detections must be a results JSON path, a list of result dicts or a dict "
+                        f"image_id -> (boxes, scores, labels), got {type(detections).__name__}")
+    return dets
+
+
+def validate_detections(dets, gt, unknown_categories="raise"):
+    """Check detections against the ground truth; returns a keep mask (bool[D])."""
+    where = dets.where
+    if np.isnan(dets.score).any():
+        i = int(np.argmax(np.isnan(dets.score)))
+        raise COCOFormatError(f"{where}[{i}]['score'] is NaN: {dets.record(i)}")
+    _check_boxes(dets.box, where, None if dets.records is None else dets.records)
+    known = np.isin(dets.img, gt.img_ids)
+    if not known.all():
+        i = int(np.argmax(~known))
+        raise COCOFormatError(
+            f"{where}[{i}]['image_id'] = {dets.img[i]} is not an image of the ground truth "
+            f"(pycocotools: 'Results do not correspond to current coco set'): {dets.record(i)}")
+    known = np.isin(dets.cat, gt.cat_ids)
+    if not known.all():
+        if unknown_categories == "raise":
+            i = int(np.argmax(~known))
+            raise COCOFormatError(
+                f"{where}[{i}]['category_id'] = {dets.cat[i]} is not a category of the ground truth "
+                f"(pass unknown_categories='ignore' to drop such detections as pycocotools does): "
+                f"{dets.record(i)}")
+        if unknown_categories != "ignore":
+            raise ValueError(f"unknown_categories must be 'raise' or 'ignore', got {unknown_categories!r}")
+    return known

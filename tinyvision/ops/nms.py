@@ -1,0 +1,231 @@
+"""Non-maximum suppression (torchvision.ops.nms / batched_nms semantics).
+
+The rule
+--------
+Sort the boxes by decreasing score. Walk down the list; keep a box unless a box kept before it
+has ``IoU > iou_threshold`` with it (strictly greater: an IoU exactly equal to the threshold
+is kept). Return the kept indices in decreasing score order.
+
+Conventions
+-----------
+* **Score ties**: a stable sort of the scores in decreasing order — among equal scores the
+  lower index comes first (is visited, and returned, first). torchvision's CPU kernel sorts
+  the same way; its docs warn that CPU and GPU may differ on ties, tinyvision does not.
+* IoU is computed in the boxes' dtype with torchvision's exact operations, so decisions at
+  the threshold agree bit for bit. Two non-overlapping zero-area boxes have IoU 0/0 = NaN
+  there, which never suppresses (``NaN > t`` is false); for ``iou_threshold >= 0`` this is the
+  same as "IoU 0" (:func:`box_iou`'s convention).
+* Bad input raises ValueError/TypeError before any kernel runs: boxes not (N, 4), scores not
+  (N,), mismatched lengths, NaN/inf coordinates or scores, x2 < x1 or y2 < y1 (zero width or
+  height is allowed), a NaN threshold. Empty input returns an empty int64 result.
+* Integer boxes are converted to float64 (exact), float16 to float32. CuPy inputs are copied
+  to the host, suppressed there by the Numba kernel, and the indices copied back.
+
+Kernels (``tinyvision.kernels.cpu.nms``)
+----------------------------------------
+:func:`nms_reference` below is the algorithm as a learner writes it (Python loops). The fast
+path is a Numba kernel that never builds the N x N IoU matrix: the kept boxes are filed in a
+uniform grid and each candidate is compared only with the kept boxes of the cells it covers,
+stopping at the first that suppresses it (``nms_sorted_grid``); for a negative threshold
+(every pair suppresses) and small inputs, the textbook O(N * kept) loop (``nms_sorted_greedy``).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..backend import get_array_module, to_device
+from ._utils import check_boxes, check_finite, check_ordered, check_real, unwrap, wrap
+
+__all__ = ["nms", "batched_nms", "nms_reference", "batched_nms_reference"]
+
+_GRID_MIN_N = 64  # below this the plain greedy loop is as fast as the grid
+
+
+def _check_threshold(iou_threshold):
+    if hasattr(iou_threshold, "item"):
+        iou_threshold = iou_threshold.item()
+    if isinstance(iou_threshold, bool) or not isinstance(iou_threshold, (int, float)):
+        raise TypeError(f"iou_threshold must be a number, got {type(iou_threshold).__name__}")
+    iou_threshold = float(iou_threshold)
+    if math.isnan(iou_threshold):
+        raise ValueError("iou_threshold is NaN")
+    return iou_threshold
+
+
+def _prepare(boxes, scores, iou_threshold, idxs=None):
+    """Validate and return NumPy boxes (float32/64), scores, idxs, threshold, xp, tensor flag."""
+    b, tb = unwrap(boxes, "boxes")
+    s, ts = unwrap(scores, "scores")
+    xp = get_array_module(b, s) if idxs is None else get_array_module(b, s, unwrap(idxs, "idxs")[0])
+    check_boxes(b, "boxes")
+    check_real(s, "scores")
+    if s.ndim != 1:
+        raise ValueError(f"scores must have shape (N,), got shape {tuple(s.shape)}")
+    if s.shape[0] != b.shape[0]:
+        raise ValueError(
+            f"boxes and scores must have the same length N, got boxes {tuple(b.shape)} and "
+            f"scores {tuple(s.shape)}"
+        )
+    as_tensor = tb or ts
+    i = None
+    if idxs is not None:
+        i, ti = unwrap(idxs, "idxs")
+        as_tensor = as_tensor or ti
+        check_real(i, "idxs")
+        if i.ndim != 1 or i.shape[0] != b.shape[0]:
+            raise ValueError(
+                f"idxs must have shape (N,) = ({b.shape[0]},) like boxes, got shape {tuple(i.shape)}"
+            )
+        check_finite(i, "idxs")
+        i = to_device(i, "cpu")
+    thr = _check_threshold(iou_threshold)
+    b = to_device(b, "cpu")
+    s = to_device(s, "cpu")
+    check_finite(b, "boxes")
+    check_finite(s, "scores")
+    check_ordered(b, "boxes")
+    if b.dtype == np.float16:
+        b = b.astype(np.float32)
+    elif b.dtype.kind in "iu":
+        b = b.astype(np.float64)
+    if s.dtype.kind in "iu":
+        s = s.astype(np.float64)  # so that -s cannot wrap around for unsigned integers
+    return b, s, i, thr, xp, as_tensor
+
+
+def _give_back(keep, xp, as_tensor):
+    keep = keep.astype(np.int64, copy=False)
+    if xp is not np:
+        keep = xp.asarray(keep)
+    return wrap(keep, as_tensor)
+
+
+def _columns(b, order):
+    """The four coordinate columns of the boxes in ``order``, each contiguous."""
+    return tuple(np.ascontiguousarray(b[order, k]) for k in range(4))
+
+
+def nms(boxes, scores, iou_threshold: float):
+    """Greedy non-maximum suppression (torchvision.ops.nms).
+
+    Args:
+        boxes (array or Tensor[N, 4]): (x1, y1, x2, y2) with x1 <= x2, y1 <= y2.
+        scores (array or Tensor[N]): one score per box.
+        iou_threshold (float): a box is discarded when its IoU with a kept, higher-scoring box
+            is **strictly greater** than this.
+    Returns:
+        array or Tensor[K] of int64: indices of the kept boxes, in decreasing score order
+        (equal scores: lower index first).
+
+    >>> import numpy as np
+    >>> boxes = np.array([[0., 0., 10., 10.], [1., 1., 11., 11.], [20., 20., 30., 30.]])
+    >>> nms(boxes, np.array([0.9, 0.8, 0.7]), 0.5)
+    array([0, 2])
+    """
+    from ..kernels.cpu.nms import nms_sorted_greedy, nms_sorted_grid
+
+    b, s, _, thr, xp, as_tensor = _prepare(boxes, scores, iou_threshold)
+    n = b.shape[0]
+    if n == 0:
+        return _give_back(np.empty(0, dtype=np.int64), xp, as_tensor)
+    order = np.argsort(-s, kind="stable")  # decreasing score; ties: lower index first
+    x1, y1, x2, y2 = _columns(b, order)
+    keep = np.zeros(n, dtype=np.uint8)
+    if thr >= 0.0 and n > _GRID_MIN_N:
+        nms_sorted_grid(x1, y1, x2, y2, thr, keep)
+    else:
+        nms_sorted_greedy(x1, y1, x2, y2, thr, keep)
+    return _give_back(order[keep.view(bool)], xp, as_tensor)
+
+
+def batched_nms(boxes, scores, idxs, iou_threshold: float):
+    """NMS independently per category (torchvision.ops.batched_nms).
+
+    Args:
+        boxes (array or Tensor[N, 4]): (x1, y1, x2, y2).
+        scores (array or Tensor[N]): scores.
+        idxs (array or Tensor[N]): category of each box (integers, or any finite numbers:
+            boxes with equal values form one category).
+        iou_threshold (float): as in :func:`nms`.
+    Returns:
+        array or Tensor[K] of int64: kept indices over all categories, in decreasing score
+        order (equal scores: lower index first).
+
+    Boxes of different categories never suppress each other. Implementation: NMS on each
+    category's boxes as given (no coordinate offset), then the survivors merged by score.
+    torchvision switches to a trick for small inputs — shifting each category's boxes by
+    ``idx * (max_coordinate + 1)`` and running one NMS — whose float32 round-off can move an
+    IoU across the threshold; tinyvision always runs the per-category NMS, which is what that
+    trick approximates.
+
+    >>> import numpy as np
+    >>> boxes = np.array([[0., 0., 10., 10.], [1., 1., 11., 11.], [1., 1., 11., 11.]])
+    >>> batched_nms(boxes, np.array([0.9, 0.8, 0.7]), np.array([0, 0, 1]), 0.5)
+    array([0, 2])
+    """
+    from ..kernels.cpu.nms import batched_nms_sorted
+
+    b, s, i, thr, xp, as_tensor = _prepare(boxes, scores, iou_threshold, idxs)
+    n = b.shape[0]
+    if n == 0:
+        return _give_back(np.empty(0, dtype=np.int64), xp, as_tensor)
+    # Group by category, and inside a category by decreasing score (lexsort is stable, so
+    # equal scores keep the lower index first — the order per-category nms would use).
+    order = np.lexsort((-s, i))
+    grouped = i[order]
+    starts = np.flatnonzero(np.concatenate(([True], grouped[1:] != grouped[:-1], [True]))).astype(np.int64)
+    x1, y1, x2, y2 = _columns(b, order)
+    keep = np.zeros(n, dtype=np.uint8)
+    batched_nms_sorted(x1, y1, x2, y2, starts, thr, thr >= 0.0, keep)
+    kept = np.sort(order[keep.view(bool)])                  # kept indices, increasing
+    merged = kept[np.argsort(-s[kept], kind="stable")]      # by decreasing score, ties by index
+    return _give_back(merged, xp, as_tensor)
+
+
+# ----------------------------------------------------------------------------------------
+# Plain-loop references
+# ----------------------------------------------------------------------------------------
+def nms_reference(boxes, scores, iou_threshold: float):
+    """NMS as a learner writes it: sort, then two Python loops. O(N^2); for reading and tests.
+
+    Arithmetic on NumPy scalars of the boxes' dtype, so it agrees bit for bit with :func:`nms`.
+    Takes and returns NumPy arrays (validation as :func:`nms`).
+    """
+    b, s, _, thr, _, _ = _prepare(boxes, scores, iou_threshold)
+    n = len(b)
+    zero = b.dtype.type(0)
+    areas = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    order = np.argsort(-s, kind="stable")       # highest score first, ties: lower index first
+    suppressed = [False] * n
+    keep = []
+    for a in range(n):
+        i = order[a]
+        if suppressed[i]:
+            continue
+        keep.append(i)                          # i beats everything still alive below it
+        for c in range(a + 1, n):
+            j = order[c]
+            if suppressed[j]:
+                continue
+            w = max(zero, min(b[i, 2], b[j, 2]) - max(b[i, 0], b[j, 0]))
+            h = max(zero, min(b[i, 3], b[j, 3]) - max(b[i, 1], b[j, 1]))
+            inter = w * h
+            with np.errstate(invalid="ignore"):
+                iou = inter / (areas[i] + areas[j] - inter)   # 0/0 = NaN never suppresses
+            if float(iou) > thr:                # compare in float64, as C++ does
+                suppressed[j] = True
+    return np.array(keep, dtype=np.int64)
+
+
+def batched_nms_reference(boxes, scores, idxs, iou_threshold: float):
+    """batched_nms as its definition: nms_reference per category, survivors merged by score."""
+    b, s, i, thr, _, _ = _prepare(boxes, scores, iou_threshold, idxs)
+    keep_mask = np.zeros(len(b), dtype=bool)
+    for category in np.unique(i):
+        members = np.flatnonzero(i == category)             # increasing original index
+        kept = nms_reference(b[members], s[members], thr)
+        keep_mask[members[kept]] = True
+    kept = np.flatnonzero(keep_mask)
+    return kept[np.argsort(-s[kept], kind="stable")].astype(np.int64)

@@ -1,0 +1,13 @@
+"""Tools to test differentiable code — tinyvision's own tests use them, and so can you.
+
+* :func:`gradcheck` — compare analytic gradients with float64 central differences.
+* :func:`crosscheck` — compare a tinyvision function with a PyTorch one, forward and gradients.
+* :mod:`tinyvision.testing.strategies` — Hypothesis strategies for shapes and arrays
+  (imported on use: Hypothesis is a test dependency, not a runtime one).
+* :data:`TOLERANCES` — the one tolerance table the project's tests use.
+"""
+from .gradcheck import GradcheckError, gradcheck
+from .crosscheck import CrosscheckError, crosscheck
+from .tolerances import TOLERANCES, tolerance
+
+__all__ = ["gradcheck", "GradcheckError", "crosscheck", "CrosscheckError", "TOLERANCES", "tolerance"]
