@@ -10,6 +10,8 @@ ValueError naming the operation and both shapes, before any arithmetic runs.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext as _nullcontext
+
 from ..autograd import Function
 from ..backend import get_array_module
 
@@ -131,8 +133,10 @@ class Pow(Function):
     """z = x ** y.
 
     dz/dx = y x^(y-1);  dz/dy = x^y log x = z log x.
-    The y-gradient is only needed when y is a tensor; at x = 0 it is taken as 0 when z = 0
-    (PyTorch's convention: the term z·log x is 0·(-inf) there and is masked to 0).
+    Conventions at the singular points, PyTorch's:
+    * where y = 0, gx = 0 (z = x^0 = 1 is constant in x, even at x = 0 where y x^(y-1) is 0·inf);
+    * the y-gradient is only needed when y is a tensor; where z = 0 it is 0 (the term z·log x
+      is 0·(-inf) at x = 0 and is masked to 0).
     """
 
     def forward(self, x, y):
@@ -146,7 +150,9 @@ class Pow(Function):
         xp = get_array_module(gz)
         gx = None
         if hasattr(x, "shape"):
-            gx = _grad_for(x, gz * y * x ** (y - 1))
+            with xp.errstate(divide="ignore", invalid="ignore") if hasattr(xp, "errstate") else _nullcontext():
+                dzdx = xp.where(y == 0, 0.0, y * x ** (y - 1))
+            gx = _grad_for(x, gz * dzdx)
         gy = None
         if hasattr(y, "shape"):
             with_log = xp.where(z == 0, 0.0, z * xp.log(xp.where(x == 0, 1.0, x)))

@@ -45,7 +45,8 @@ Conventions kept from pycocotools (``mode="pycocotools"``, the default):
   false positives; a category without detections gives AP 0 (not -1).
 
 ``mode="fixed"`` reproduces faster-coco-eval (1.8) instead: no ``np.spacing`` (perfect AP is
-exactly 1), stats[0] at ``maxDets[-1]``, gt id 0 an ordinary id, and faster-coco-eval's stats
+exactly 1; precision is 0 before any detection counts), stats[0] at ``maxDets[-1]``, and
+faster-coco-eval's stats
 layout: AP, AP50, AP75 and AP per area range at ``maxDets[-1]``, then AR per maxDets value and
 AR per area range at ``maxDets[-1]`` (the 12 familiar stats for the default parameters).
 
@@ -413,7 +414,7 @@ def _evaluate_arrays(gt, dets, keep, p, area_rng, mode):
     gt_box = gt.box[pos]
     gt_area = gt.area[pos]
     gt_crowd = gt.crowd[pos]
-    gt_counts = gt.id_nonzero[pos] if mode == "pycocotools" else np.ones(pos.size, bool)
+    gt_counts = gt.id_nonzero[pos]      # faster-coco-eval shares the gt-id-0 quirk
 
     # ---- detections: same grouping; inside a group descending score (stable), cut to maxDets[-1]
     d_ok, d_img = _select(dets.img, img_ids)

@@ -168,7 +168,9 @@ def coco_accumulate(cat_start, cat_end, dt_rank, dt_score, state, n_pos,
 
     For the detections kept by maxDet (rank < maxDet), in order, with ignored ones kept as
     positions that add neither a TP nor an FP:
-        rc[i] = TP_cum[i] / n_pos;   pr[i] = TP_cum[i] / (FP_cum[i] + TP_cum[i] (+ eps))
+        rc[i] = TP_cum[i] / n_pos;   pr[i] = TP_cum[i] / (FP_cum[i] + TP_cum[i] + eps)
+        (use_spacing, pycocotools: eps = np.spacing(1); otherwise faster-coco-eval's
+        TP_cum / (TP_cum + FP_cum), and 0 while no detection has counted yet)
         recall = rc[-1] (0 with no detections); pr[i-1] = max(pr[i-1], pr[i]) right to left;
         precision[r] = pr[first i with rc[i] >= rec_thrs[r]], and 0 from the first r whose
         index runs past the end (pycocotools stops filling there).
@@ -209,7 +211,12 @@ def coco_accumulate(cat_start, cat_end, dt_rank, dt_score, state, n_pos,
                         elif s == FP:
                             fp += 1.0
                         rc[i] = tp / npig
-                        pr[i] = tp / (fp + tp + eps)
+                        if use_spacing:
+                            pr[i] = tp / (fp + tp + eps)
+                        elif tp + fp > 0.0:
+                            pr[i] = tp / (tp + fp)
+                        else:
+                            pr[i] = 0.0
                     recall[t, k, a, m] = rc[nd - 1] if nd > 0 else 0.0
                     for i in range(nd - 1, 0, -1):
                         if pr[i] > pr[i - 1]:
