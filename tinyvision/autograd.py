@@ -254,13 +254,29 @@ class Tensor:
         t.data = self.data
         t.grad = None
         t.grad_fn = None
-        t._version = 0
+        t._vc = self._vc  # same storage, same version counter (as PyTorch)
         t._retains_grad = False
         t.requires_grad = False
         return t
 
     def clone(self):
         return _F().clone(self)
+
+    # ---- version counter ------------------------------------------------------------------
+    # ``_version`` counts in-place changes of the *storage*. A tensor, its ``detach()`` and the
+    # outputs of ops that return a view of it (reshape, slicing, transpose...) share one counter
+    # (a one-element list), so changing any of them in place invalidates every saved use.
+    @property
+    def _version(self) -> int:
+        return self._vc[0]
+
+    @_version.setter
+    def _version(self, value: int):
+        vc = self.__dict__.get("_vc")
+        if vc is None:
+            self._vc = [int(value)]
+        else:
+            vc[0] = int(value)
 
     # ---- gradient switches ----------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
@@ -285,17 +301,33 @@ class Tensor:
         return self._inplace(lambda d: d.fill(value))
 
     # ---- in-place updates (versioned, so a saved array that changes is caught) ----------
-    def _check_inplace_allowed(self):
-        if _grad_enabled and self.requires_grad and self.is_leaf:
+    def _check_inplace_allowed(self, value=None):
+        if not _grad_enabled:
+            return
+        if self.requires_grad and self.is_leaf:
             raise GradientError(
                 f"a leaf tensor of shape {self.shape} that requires grad is being changed in "
                 "place; do it inside `with tv.no_grad():` (as optimizers do)"
             )
+        if self.requires_grad:
+            # In-place operations are not recorded in the graph: the backward pass would
+            # differentiate the value *before* the change, a silent wrong gradient.
+            raise GradientError(
+                f"in-place change of a tensor of shape {self.shape} that is part of a graph "
+                f"(produced by {type(self.grad_fn).__name__}); tinyvision does not record in-place "
+                "operations: use the out-of-place form (x = x + y, F.where, F.cat) instead"
+            )
+        if isinstance(value, Tensor) and value.requires_grad:
+            raise GradientError(
+                f"in-place write of a value of shape {value.shape} that requires grad into a tensor of "
+                f"shape {self.shape}: the write is not recorded, so no gradient would reach the value; "
+                "build the result out of place (F.where, F.cat, F.stack) instead"
+            )
 
-    def _inplace(self, update):
-        self._check_inplace_allowed()
+    def _inplace(self, update, value=None):
+        self._check_inplace_allowed(value)
         update(self.data)
-        self._version += 1
+        self._vc[0] += 1
         return self
 
     def _other_data(self, other):
@@ -305,19 +337,19 @@ class Tensor:
 
     def add_(self, other, alpha=1.0):
         o = self._other_data(other)
-        return self._inplace(lambda d: d.__iadd__(alpha * o if alpha != 1.0 else o))
+        return self._inplace(lambda d: d.__iadd__(alpha * o if alpha != 1.0 else o), other)
 
     def sub_(self, other, alpha=1.0):
         o = self._other_data(other)
-        return self._inplace(lambda d: d.__isub__(alpha * o if alpha != 1.0 else o))
+        return self._inplace(lambda d: d.__isub__(alpha * o if alpha != 1.0 else o), other)
 
     def mul_(self, other):
         o = self._other_data(other)
-        return self._inplace(lambda d: d.__imul__(o))
+        return self._inplace(lambda d: d.__imul__(o), other)
 
     def div_(self, other):
         o = self._other_data(other)
-        return self._inplace(lambda d: d.__itruediv__(o))
+        return self._inplace(lambda d: d.__itruediv__(o), other)
 
     def copy_(self, other):
         o = self._other_data(other)
@@ -330,16 +362,16 @@ class Tensor:
         def assign(d):
             d[...] = o
 
-        return self._inplace(assign)
+        return self._inplace(assign, other)
 
     def __setitem__(self, index, value):
-        value = self._other_data(value)
+        v = self._other_data(value)
         index = index.data if isinstance(index, Tensor) else index
 
         def assign(d):
-            d[index] = value
+            d[index] = v
 
-        return self._inplace(assign)
+        self._inplace(assign, value)
 
     # ---- operators and methods (the math lives in tinyvision.functional) ----------------
     def __add__(self, other):
@@ -602,6 +634,11 @@ class Function:
             t.data = y
             t.grad = None
             t._version = 0
+            # An output that is a view of an input's storage shares its version counter.
+            for a in inputs:
+                if isinstance(a, Tensor) and _may_share_memory(y, a.data):
+                    t._vc = a._vc
+                    break
             t._retains_grad = False
             differentiable = needs_grad and i not in self.non_differentiable and _is_float(y.dtype)
             t.requires_grad = differentiable
@@ -615,12 +652,15 @@ class Function:
             self.output_meta = tuple((y.shape, y.dtype) for y in ys)
             self.outputs = tuple(weakref.ref(t) for t in outputs)
             self._freed = False
-            # Remember the version of every tensor whose array was saved, to catch in-place edits.
-            saved_ids = {id(s) for s in self.saved if s is not None}
+            # Remember the version of every tensor whose storage a saved array uses (the array
+            # itself or a view of it), to catch in-place edits before backward reads stale values.
+            # (Saved outputs are kept by strong reference here; other outputs only weakly.)
+            saved = [s for s in self.saved if _is_array(s)]
             self._saved_versions = [
-                (t, t._version) for t in list(self.inputs) + outputs if t is not None and id(t.data) in saved_ids
+                (t, t._version)
+                for t in list(self.inputs) + outputs
+                if t is not None and any(_may_share_memory(s, t.data) for s in saved)
             ]
-            # Outputs are only weakly referenced; keep strong refs for saved outputs' version check.
         else:
             self.saved = ()
         return outputs[0] if single else tuple(outputs)
@@ -650,6 +690,17 @@ def _sum_to_shape(g, shape):
     if axes:
         g = g.sum(axis=axes, keepdims=True)
     return g.reshape(shape)
+
+
+def _is_array(x) -> bool:
+    return hasattr(x, "shape") and hasattr(x, "dtype") and hasattr(x, "strides")
+
+
+def _may_share_memory(a, b) -> bool:
+    """Cheap overlap test (memory bounds, no exact solve) between two arrays of one device."""
+    if not (_is_array(a) and _is_array(b)) or device_of(a) != device_of(b):
+        return False
+    return bool(get_array_module(a).may_share_memory(a, b))
 
 
 def _broadcasts_to(shape, target) -> bool:

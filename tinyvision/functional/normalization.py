@@ -60,7 +60,7 @@ class BatchNormFunction(Function):
 
     Shapes: x, y, gy, gx (N, C, *); w, b, gw, gb (C,).
 
-    training=True:  mu, var from the batch (biased var);  stored in ``self.mean``, ``self.var``
+    training=True:  mu, var from the batch (biased var);  stored in ``self.mean``, ``self.var_sum``
                     for the running-statistics update, which is not part of the graph.
         gx = (r/M) (M g - sum g - xhat sum(g xhat)),  g = gy w
     training=False: mu = running_mean, var = running_var (constants)
@@ -81,8 +81,10 @@ class BatchNormFunction(Function):
         if self.training:
             # Statistics accumulated in float64 (as PyTorch's CPU kernel does), then cast.
             mean = x.mean(axis=axes, dtype=xp.float64)
-            var = ((x - mean.astype(x.dtype).reshape(shape)) ** 2).mean(axis=axes, dtype=xp.float64)
-            self.mean, self.var = mean, var
+            M = x.size // x.shape[1]
+            var_sum = ((x - mean.astype(x.dtype).reshape(shape)) ** 2).sum(axis=axes, dtype=xp.float64)
+            var = var_sum / M
+            self.mean, self.var_sum = mean, var_sum  # for the running-statistics update
         else:
             mean = self.running_mean.astype(xp.float64)
             var = self.running_var.astype(xp.float64)
@@ -165,7 +167,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
                 raise ValueError("batch_norm: momentum must be a float (nn.BatchNorm handles momentum=None)")
             rm, rv = _data(running_mean), _data(running_var)
             new_mean = (1 - momentum) * rm + momentum * fn.mean.astype(rm.dtype)
-            new_var = (1 - momentum) * rv + momentum * (fn.var * (M / (M - 1))).astype(rv.dtype)
+            new_var = (1 - momentum) * rv + momentum * (fn.var_sum / (M - 1)).astype(rv.dtype)
             _assign(running_mean, new_mean)
             _assign(running_var, new_var)
         return y

@@ -80,7 +80,7 @@ def synthetic_coco(n_images=20, n_categories=4, seed=0, *, gts_per_image=(0, 8),
                 cat = g["category_id"] if rng.random() < 0.9 else int(rng.choice(det_cats))
                 results.append({"image_id": img_id, "category_id": cat,
                                 "bbox": [float(x + j[0]), float(y + j[1]), float(bw), float(bh)],
-                                "score": 0.0})
+                                "score": 1.0})
         # false positives
         for _ in range(int(rng.integers(fp_per_image[0], fp_per_image[1] + 1))):
             scale = rng.choice([6.0, 20.0, 40.0, 90.0, 200.0])
@@ -95,9 +95,10 @@ def synthetic_coco(n_images=20, n_categories=4, seed=0, *, gts_per_image=(0, 8),
     perm = rng.permutation(len(results))
     results = [results[i] for i in perm]
     for r in results:
-        s = float(rng.random())
+        # jittered copies of gts (marked 1.0 above) score higher than false positives on average
+        s = float(rng.uniform(0.3, 1.0) if r["score"] == 1.0 else rng.uniform(0.0, 0.7))
         if score_levels:
-            s = float(rng.integers(0, score_levels)) / score_levels
+            s = float(np.floor(s * score_levels)) / score_levels
         r["score"] = s
     gt = {"info": {"description": "tinyvision synthetic"}, "images": images, "annotations": anns,
           "categories": categories}
