@@ -441,6 +441,28 @@ class Tensor:
 
     __hash__ = object.__hash__  # tensors are identified by object, as in PyTorch
 
+    # Named forms of the operators (torch.Tensor has them too).
+    def add(self, other):
+        return _F().add(self, other)
+
+    def sub(self, other):
+        return _F().sub(self, other)
+
+    def mul(self, other):
+        return _F().mul(self, other)
+
+    def div(self, other):
+        return _F().div(self, other)
+
+    def pow(self, exponent):
+        return _F().pow(self, exponent)
+
+    def neg(self):
+        return _F().neg(self)
+
+    def matmul(self, other):
+        return _F().matmul(self, other)
+
     def exp(self):
         return _F().exp(self)
 
@@ -460,6 +482,10 @@ class Tensor:
         return _F().clamp(self, min, max)
 
     clip = clamp
+
+    def where(self, condition, other):
+        """``x.where(condition, y)`` = ``F.where(condition, x, y)``, as torch.Tensor.where."""
+        return _F().where(condition, self, other)
 
     def maximum(self, other):
         return _F().maximum(self, other)

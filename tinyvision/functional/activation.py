@@ -142,14 +142,22 @@ class LogSoftmax(Function):
 
 
 def relu(x):
+    """max(x, 0); the gradient at exactly 0 is 0.
+
+    >>> import numpy as np, tinyvision as tv
+    >>> relu(tv.tensor(np.array([-1.0, 0.0, 2.0]))).numpy().tolist()
+    [0.0, 0.0, 2.0]
+    """
     return ReLU()(x)
 
 
 def leaky_relu(x, negative_slope: float = 0.01):
+    """x where x > 0, else negative_slope * x (gradient negative_slope at 0, as PyTorch)."""
     return LeakyReLU(negative_slope)(x)
 
 
 def sigmoid(x):
+    """1 / (1 + e^{-x}), computed as (1 + tanh(x/2)) / 2 so it never overflows."""
     return Sigmoid()(x)
 
 
@@ -162,10 +170,20 @@ def tanh(x):
 
 
 def softmax(x, dim: int):
-    """Softmax along ``dim`` (required, as in modern PyTorch)."""
+    """Softmax along ``dim`` (required, as in modern PyTorch); see :class:`Softmax`.
+
+    >>> import math, numpy as np, tinyvision as tv
+    >>> softmax(tv.tensor(np.array([0.0, math.log(2.0)])), dim=0).numpy().round(6).tolist()
+    [0.333333, 0.666667]
+    """
     return Softmax(_check_dim("softmax", dim, x.ndim))(x)
 
 
 def log_softmax(x, dim: int):
-    """Numerically stable log-softmax along ``dim``."""
+    """Numerically stable log-softmax along ``dim``; see :class:`LogSoftmax`.
+
+    >>> import numpy as np, tinyvision as tv
+    >>> log_softmax(tv.tensor(np.array([0.0, 1000.0])), dim=0).numpy().tolist()   # no -inf, no nan
+    [-1000.0, 0.0]
+    """
     return LogSoftmax(_check_dim("log_softmax", dim, x.ndim))(x)

@@ -243,4 +243,10 @@ def neg(x):
 
 
 def matmul(x, y):
+    """Matrix product with torch.matmul's rules (1-D promotion, broadcast batch dims).
+
+    >>> import numpy as np, tinyvision as tv
+    >>> matmul(tv.tensor(np.array([[1.0, 2.0], [3.0, 4.0]])), np.array([1.0, 1.0])).numpy().tolist()
+    [3.0, 7.0]
+    """
     return MatMul()(x, y)

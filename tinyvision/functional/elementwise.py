@@ -8,7 +8,7 @@ Conventions at the kinks, as PyTorch:
 """
 from __future__ import annotations
 
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module
 from .arithmetic import _grad_for, _shape, broadcast_shapes
 
@@ -192,9 +192,24 @@ def sign(x):
 
 
 def clamp(x, min=None, max=None):  # noqa: A002 - PyTorch's names
-    """Clamp x into [min, max] (either may be None). Gradient passes where min <= x <= max."""
+    """Clamp x into [min, max] (either may be None). Gradient passes where min <= x <= max.
+
+    Bounds may be numbers or tensors (broadcast against x); tensor bounds are constants here
+    (one that requires grad is refused rather than silently not differentiated). If
+    min > max every element becomes max, as in PyTorch.
+
+    >>> import numpy as np, tinyvision as tv
+    >>> clamp(tv.tensor(np.array([-2.0, 0.5, 2.0])), -1.0, 1.0).numpy()
+    array([-1. ,  0.5,  1. ])
+    """
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
+    for name, bound in (("min", min), ("max", max)):
+        if getattr(bound, "requires_grad", False) and is_grad_enabled():
+            raise TypeError(
+                f"clamp: the {name} bound (a tensor of shape {bound.shape}) requires grad, but clamp treats "
+                "its bounds as constants; use F.maximum / F.minimum to differentiate through the bounds"
+            )
     unwrap = lambda v: getattr(v, "data", v)  # noqa: E731 - tensor bounds act as constants
     return Clamp(unwrap(min), unwrap(max))(x)
 

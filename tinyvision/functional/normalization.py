@@ -259,4 +259,9 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
                              f"{tuple(xd.shape)}, got {tuple(_data(t).shape)}")
     if xd.size == 0:
         raise ValueError(f"group_norm: empty input of shape {tuple(xd.shape)}")
+    if xd.size // num_groups == 1:
+        # PyTorch's check (F.group_norm's _verify_batch_size): N * C/G * prod(*) values must
+        # exceed 1, else every output is 0 (a variance of one value).
+        raise ValueError(f"group_norm: expected more than 1 value per channel, got input of shape "
+                         f"{tuple(xd.shape)} with num_groups={num_groups}")
     return GroupNormFunction(int(num_groups), eps)(x, weight, bias)

@@ -174,10 +174,12 @@ def _errstate(xp):
 
 
 def sum(x, dim=None, keepdim: bool = False):  # noqa: A001 - PyTorch's name
+    """Sum over ``dim`` (an int, a tuple, or None for all), as torch.sum."""
     return Sum(_axes("sum", dim, x.ndim), keepdim)(x)
 
 
 def mean(x, dim=None, keepdim: bool = False):
+    """Mean over ``dim`` (an int, a tuple, or None for all), as torch.mean; floats only."""
     if x.dtype.kind not in "fc":
         raise TypeError(f"mean: needs a floating-point tensor, got dtype {x.dtype} (shape {tuple(x.shape)})")
     return Mean(_axes("mean", dim, x.ndim), keepdim)(x)
@@ -197,14 +199,32 @@ def amin(x, dim=None, keepdim: bool = False):
 
 
 def max(x, dim=None, keepdim: bool = False):  # noqa: A001 - PyTorch's name
-    """``max(x)`` -> the maximum (ties share the gradient); ``max(x, dim)`` -> (values, indices)."""
+    """``max(x)`` -> the maximum (ties share the gradient); ``max(x, dim)`` -> (values, indices).
+
+    The two tie conventions are PyTorch's (see the module docstring):
+
+    >>> import numpy as np, tinyvision as tv
+    >>> x = tv.tensor(np.array([1.0, 3.0, 3.0]), requires_grad=True)
+    >>> max(x).backward()
+    >>> x.grad.numpy().tolist()                   # shared by the two tied maxima
+    [0.0, 0.5, 0.5]
+    >>> x.grad = None
+    >>> values, indices = max(x, dim=0)
+    >>> values.backward()
+    >>> indices.item(), x.grad.numpy().tolist()   # all to the first one
+    (1, [0.0, 1.0, 0.0])
+    """
     if dim is None:
         return amax(x)
     if not isinstance(dim, int):
         raise TypeError(f"max: dim must be an int, got {dim!r} (use amax for several dims)")
     if _numel(x) == 0:
         raise ValueError(f"max: the input of shape {tuple(x.shape)} is empty")
-    (axis,) = _axes("max", dim, x.ndim)
+    (axis,) = _axes("max", dim, x.ndim) or (None,)
+    if axis is None:  # a 0-d tensor (dim 0 or -1): its value, index 0, as PyTorch
+        from .shape import reshape
+
+        return ValuesIndices(*MaxDim(0, False)(reshape(x, (1,))))
     return ValuesIndices(*MaxDim(axis, keepdim)(x))
 
 
@@ -216,12 +236,22 @@ def min(x, dim=None, keepdim: bool = False):  # noqa: A001 - PyTorch's name
         raise TypeError(f"min: dim must be an int, got {dim!r} (use amin for several dims)")
     if _numel(x) == 0:
         raise ValueError(f"min: the input of shape {tuple(x.shape)} is empty")
-    (axis,) = _axes("min", dim, x.ndim)
+    (axis,) = _axes("min", dim, x.ndim) or (None,)
+    if axis is None:  # a 0-d tensor (dim 0 or -1): its value, index 0, as PyTorch
+        from .shape import reshape
+
+        return ValuesIndices(*MaxDim(0, False, take_min=True)(reshape(x, (1,))))
     return ValuesIndices(*MaxDim(axis, keepdim, take_min=True)(x))
 
 
 def var(x, dim=None, unbiased: bool = True, keepdim: bool = False, correction=None):
-    """Variance over ``dim``; ``correction`` (default 1 if unbiased else 0) is Bessel's correction."""
+    """Variance over ``dim``; ``correction`` (default 1 if unbiased else 0) is Bessel's correction.
+
+    >>> import numpy as np, tinyvision as tv
+    >>> x = tv.tensor(np.array([1.0, 2.0, 3.0, 4.0]))
+    >>> round(var(x).item(), 12), var(x, unbiased=False).item()     # 5/3 and 5/4
+    (1.666666666667, 1.25)
+    """
     c = (1 if unbiased else 0) if correction is None else correction
     return Var(_axes("var", dim, x.ndim), c, keepdim)(x)
 

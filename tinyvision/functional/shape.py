@@ -247,6 +247,8 @@ def permute(x, *dims):
 
 def transpose(x, dim0: int, dim1: int):
     d0, d1 = _dims_of("transpose", (dim0, dim1), x.ndim)
+    if x.ndim == 0:  # PyTorch: transposing a 0-d tensor (dims 0 / -1) is the identity
+        return Permute(())(x)
     dims = list(range(x.ndim))
     dims[d0], dims[d1] = dims[d1], dims[d0]
     return Permute(tuple(dims))(x)
@@ -295,7 +297,16 @@ def expand(x, *shape):
 
 
 def getitem(x, index):
-    """``x[index]`` with NumPy indexing semantics; differentiable (scatter-add backward)."""
+    """``x[index]`` with NumPy indexing semantics; differentiable (scatter-add backward).
+
+    An element picked twice receives both upstream gradients:
+
+    >>> import numpy as np, tinyvision as tv
+    >>> x = tv.tensor(np.array([5.0, 6.0, 7.0]), requires_grad=True)
+    >>> x[[0, 0, 2]].sum().backward()
+    >>> x.grad.numpy().tolist()
+    [2.0, 0.0, 1.0]
+    """
     return GetItem(_unwrap_index(index))(x)
 
 
@@ -306,7 +317,12 @@ def _seq_ndim(name, tensors):
 
 
 def cat(tensors, dim: int = 0):
-    """Concatenate along an existing axis (torch.cat)."""
+    """Concatenate along an existing axis (torch.cat); shapes must agree outside ``dim``.
+
+    >>> import numpy as np, tinyvision as tv
+    >>> cat([tv.tensor(np.zeros((2, 1))), tv.tensor(np.ones((2, 2)))], dim=1).shape
+    (2, 3)
+    """
     shapes = _seq_ndim("cat", tensors)
     ndim = len(shapes[0])
     if any(len(s) != ndim for s in shapes):
@@ -336,6 +352,13 @@ def pad(x, pad, mode: str = "constant", value: float = 0.0):
     """Pad with PyTorch's convention: ``pad`` = (last_before, last_after, prev_before, prev_after, ...).
 
     mode: "constant" (with ``value``), "reflect", "replicate" or "circular".
+
+    >>> import numpy as np, tinyvision as tv
+    >>> x = tv.tensor(np.array([[1.0, 2.0, 3.0]]))
+    >>> pad(x, (2, 1), mode="reflect").numpy().tolist()
+    [[3.0, 2.0, 1.0, 2.0, 3.0, 2.0]]
+    >>> pad(x, (2, 1), mode="replicate").numpy().tolist()
+    [[1.0, 1.0, 1.0, 2.0, 3.0, 3.0]]
     """
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2 or len(pad) // 2 > x.ndim:

@@ -9,9 +9,13 @@
 * :mod:`~tinyvision.metrics.segmentation` — Dice, IoU/Jaccard, pixel accuracy, confusion matrix.
 * :mod:`~tinyvision.metrics.detection_confusion` — a detection confusion matrix.
 """
+from . import classification, coco, detection_confusion, recall, segmentation, voc  # noqa: F401
 from .classification import *  # noqa: F401,F403
-from .classification import __all__ as _classification_all
 from .coco import *  # noqa: F401,F403
-from .coco import __all__ as _coco_all
+from .detection_confusion import *  # noqa: F401,F403
+from .recall import *  # noqa: F401,F403
+from .segmentation import *  # noqa: F401,F403
+from .voc import *  # noqa: F401,F403
 
-__all__ = list(_classification_all) + list(_coco_all)
+__all__ = [*classification.__all__, *coco.__all__, *voc.__all__, *recall.__all__,
+           *segmentation.__all__, *detection_confusion.__all__]

@@ -6,6 +6,7 @@ offending record (its index and a short repr of its content). Nothing here compu
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 
@@ -34,6 +35,8 @@ def _load_json(path, what):
 
 
 def _is_int(v):
+    if isinstance(v, (float, np.floating)):
+        return bool(np.isfinite(v)) and float(v).is_integer()
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
@@ -78,6 +81,11 @@ def _column(records, name, where, fields, dtype_kinds, default=None):
         arr = np.array(values)
     except (KeyError, TypeError, AttributeError, ValueError):
         arr = None
+    if (arr is not None and dtype_kinds == "iu" and arr.dtype.kind == "f" and arr.ndim == 1
+            and np.isfinite(arr).all() and (arr == np.round(arr)).all()
+            and (np.abs(arr) < 2.0 ** 53).all()):
+        # integral floats (1.0): pycocotools' dict lookups treat them as the int ids
+        arr = arr.astype(np.int64)
     if arr is None or arr.dtype.kind not in dtype_kinds or (arr.ndim != 1 and name != "bbox"):
         for i, r in enumerate(records):
             _check_record(where, i, r, fields)
@@ -86,14 +94,22 @@ def _column(records, name, where, fields, dtype_kinds, default=None):
 
 
 def _boxes(records, where, fields):
-    arr = _column(records, "bbox", where, fields, "iuf")
-    if len(records) == 0:
+    """records[*]['bbox'] as float64[N, 4]; on any problem report the first bad record."""
+    n = len(records)
+    if n == 0:
         return np.zeros((0, 4))
-    if arr.ndim != 2 or arr.shape[1] != 4:
-        for i, r in enumerate(records):
-            _check_record(where, i, r, fields)
-        raise COCOFormatError(f"{where}: every 'bbox' must be 4 numbers, got shape {arr.shape}")
-    return arr.astype(np.float64)
+    try:
+        bb = [r["bbox"] for r in records]
+        lengths = np.fromiter(map(len, bb), dtype=np.int64, count=n)
+        if (lengths != 4).any():
+            raise ValueError("bbox length")
+        # one flat pass (about twice as fast as np.array on the nested lists)
+        return np.fromiter(itertools.chain.from_iterable(bb), dtype=np.float64, count=4 * n).reshape(n, 4)
+    except (KeyError, TypeError, ValueError):
+        pass
+    for i, r in enumerate(records):
+        _check_record(where, i, r, fields)
+    raise COCOFormatError(f"{where}: every 'bbox' must be 4 numbers")
 
 
 def _check_boxes(boxes, where, records):
@@ -286,8 +302,12 @@ def load_detections(detections, box_format="xyxy"):
     return dets
 
 
-def validate_detections(dets, gt, unknown_categories="raise"):
-    """Check detections against the ground truth; returns a keep mask (bool[D])."""
+def validate_detections(dets, gt, unknown_categories="raise", extra_cat_ids=()):
+    """Check detections against the ground truth; returns a keep mask (bool[D]).
+
+    A category is known when the ground truth lists it or ``extra_cat_ids`` (the evaluation's
+    ``params.catIds``) holds it.
+    """
     where = dets.where
     if np.isnan(dets.score).any():
         i = int(np.argmax(np.isnan(dets.score)))
@@ -299,7 +319,7 @@ def validate_detections(dets, gt, unknown_categories="raise"):
         raise COCOFormatError(
             f"{where}[{i}]['image_id'] = {dets.img[i]} is not an image of the ground truth "
             f"(pycocotools: 'Results do not correspond to current coco set'): {dets.record(i)}")
-    known = np.isin(dets.cat, gt.cat_ids)
+    known = np.isin(dets.cat, np.union1d(gt.cat_ids, np.asarray(extra_cat_ids, dtype=np.int64)))
     if not known.all():
         if unknown_categories == "raise":
             i = int(np.argmax(~known))

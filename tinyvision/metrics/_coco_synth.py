@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["synthetic_coco"]
+__all__ = ["synthetic_coco", "reference_eval"]
 
 
 def synthetic_coco(n_images=20, n_categories=4, seed=0, *, gts_per_image=(0, 8), dets_per_gt=1.0,
@@ -103,3 +103,47 @@ def synthetic_coco(n_images=20, n_categories=4, seed=0, *, gts_per_image=(0, 8),
     gt = {"info": {"description": "tinyvision synthetic"}, "images": images, "annotations": anns,
           "categories": categories}
     return gt, results
+
+
+def reference_eval(gt, results, set_params=None, backend="pycocotools"):
+    """Run pycocotools (or faster-coco-eval: ``backend="faster-coco-eval"``) on copies of
+    ``gt`` and ``results``; returns the COCOeval object after evaluate/accumulate/summarize
+    (``stats`` is None where summarize fails, e.g. fewer than three maxDets). Progress output is
+    silenced. ``set_params(params)`` may edit the parameters first. A cross-check helper: the
+    reference packages are imported here, on use, and are not tinyvision dependencies.
+    """
+    import contextlib
+    import copy
+    import io
+    import logging
+
+    gt = copy.deepcopy(gt)
+    results = copy.deepcopy(results)
+    with contextlib.redirect_stdout(io.StringIO()):
+        if backend == "pycocotools":
+            from pycocotools.coco import COCO
+            from pycocotools.cocoeval import COCOeval
+            coco = COCO()
+            coco.dataset = gt
+            coco.createIndex()
+            e = COCOeval(coco, coco.loadRes(results), "bbox")
+        elif backend == "faster-coco-eval":
+            import warnings
+            from faster_coco_eval import COCO as FCOCO, COCOeval_faster
+            logging.getLogger("faster_coco_eval").setLevel(logging.ERROR)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                coco = FCOCO(gt)
+            e = COCOeval_faster(coco, coco.loadRes(results), "bbox",
+                                print_function=lambda *a, **k: None)
+        else:
+            raise ValueError(f"backend must be 'pycocotools' or 'faster-coco-eval', got {backend!r}")
+        if set_params is not None:
+            set_params(e.params)
+        e.evaluate()
+        e.accumulate()
+        try:
+            e.summarize()
+        except IndexError:
+            e.stats = None
+    return e

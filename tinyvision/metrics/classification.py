@@ -187,6 +187,10 @@ def _resolve_labels(y_true, y_pred, labels, num_classes, name_labels="labels"):
             raise ValueError(f"{name_labels} must be a non-empty 1-D list, got shape {lab.shape}")
         if np.unique(lab).size != lab.size:
             raise ValueError(f"{name_labels} has repeated values: {lab.tolist()}")
+        for a, name in ((y_true, "y_true"), (y_pred, "y_pred")):
+            if a.size and (a.dtype.kind in "biuf") != (lab.dtype.kind in "biuf"):
+                raise ValueError(f"{name_labels} (dtype {lab.dtype}) and {name} (dtype "
+                                 f"{a.dtype}) mix numbers and strings")
     if lab.size == 0:
         return lab, y_true.astype(np.int64), y_pred.astype(np.int64)
     it, ft = _label_index(y_true, lab)

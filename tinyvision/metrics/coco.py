@@ -149,8 +149,8 @@ def _normalized(params):
     if not max_dets or not all(isinstance(m, (int, np.integer)) and m >= 0 for m in max_dets):
         raise ValueError(f"params.maxDets must be non-negative integers, got {p.maxDets!r}")
     p.maxDets = sorted(int(m) for m in max_dets)
-    p.iouThrs = np.asarray(p.iouThrs, dtype=np.float64).reshape(-1)
-    p.recThrs = np.asarray(p.recThrs, dtype=np.float64).reshape(-1)
+    p.iouThrs = np.ascontiguousarray(np.asarray(p.iouThrs, dtype=np.float64).reshape(-1))
+    p.recThrs = np.ascontiguousarray(np.asarray(p.recThrs, dtype=np.float64).reshape(-1))
     for name in ("iouThrs", "recThrs"):
         v = getattr(p, name)
         if v.size == 0 or not np.isfinite(v).all():
@@ -195,16 +195,22 @@ class COCOEvalResult:
                                  f"params.areaRngLbl, got {p.areaRngLbl}")
             aind = p.areaRngLbl.index(area_lbl)
             mind = p.maxDets.index(max_dets)
-        if ap == 1:
-            s = self.precision
-            if iou_thr is not None:
-                s = s[np.where(iou_thr == p.iouThrs)[0]]
-            s = s[:, :, :, aind, mind]
-        else:
-            s = self.recall
-            if iou_thr is not None:
-                s = s[np.where(iou_thr == p.iouThrs)[0]]
-            s = s[:, :, aind, mind]
+        try:
+            if ap == 1:
+                s = self.precision
+                if iou_thr is not None:
+                    s = s[np.where(iou_thr == p.iouThrs)[0]]
+                s = s[:, :, :, aind, mind]
+            else:
+                s = self.recall
+                if iou_thr is not None:
+                    s = s[np.where(iou_thr == p.iouThrs)[0]]
+                s = s[:, :, aind, mind]
+        except IndexError as exc:   # e.g. 0 ranges labelled 'medium' but 2 maxDets equal to 10
+            raise ValueError(
+                f"pycocotools' summarize fails for these parameters (area label {area_lbl!r} at "
+                f"indices {aind}, maxDets={max_dets} at indices {mind}: {exc}); use mode='fixed' "
+                f"or read precision/recall directly") from None
         valid = s[s > -1]
         mean_s = -1 if len(valid) == 0 else np.mean(valid)
         title = "Average Precision" if ap == 1 else "Average Recall"
@@ -265,12 +271,19 @@ class COCOEvalResult:
         return f"COCOEvalResult(mode={self.mode!r}, counts={self.counts}, stats={self.stats.tolist()})"
 
     def stats_dict(self):
-        """The stats as {name: value} (pycocotools mode: :data:`STAT_NAMES`)."""
-        if self.mode == "pycocotools" or len(self.stats) != 12:
-            names = STAT_NAMES if len(self.stats) == 12 else [f"stat{i}" for i in range(len(self.stats))]
+        """The stats as {name: value}: :data:`STAT_NAMES` for the 12 standard stats; in fixed
+        mode with other area ranges or maxDets, names built from them (``AP_<label>``,
+        ``AR<maxDets>``, ``AR_<label>``)."""
+        stats = self.stats
+        p = self.params
+        if self.mode == "pycocotools" or (len(stats) == 12 and p.areaRngLbl[1:] == ["small", "medium", "large"]
+                                          and len(p.maxDets) == 3):
+            names = list(STAT_NAMES)
         else:
-            names = STAT_NAMES
-        return {n: float(v) for n, v in zip(names, self.stats)}
+            labels = p.areaRngLbl[1:]
+            names = (["AP", "AP50", "AP75"] + [f"AP_{lbl}" for lbl in labels]
+                     + [f"AR{m}" for m in p.maxDets] + [f"AR_{lbl}" for lbl in labels])
+        return {n: float(v) for n, v in zip(names, stats)}
 
     # -- per category ------------------------------------------------------------------------
     def ap_per_category(self, iou_thr=None, area="all", max_dets=None):
@@ -345,8 +358,8 @@ class COCOEvaluator:
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
         dets = load_detections(detections, box_format=box_format)
-        keep = validate_detections(dets, self.gt, unknown_categories)
         p, area_rng = _normalized(self.params)
+        keep = validate_detections(dets, self.gt, unknown_categories, p.catIds)
         p.iouType = iou_type
         precision, recall, scores = _evaluate_arrays(self.gt, dets, keep, p, area_rng, mode)
         if not p.useCats:

@@ -123,23 +123,41 @@ class AnchorGenerator:
         """Anchors of each level: list of arrays (H_l * W_l * A_l, 4).
 
         grid_sizes: [(H_l, W_l)] feature-map sizes; strides: [(stride_h, stride_w)] in pixels.
+        The arrays are consecutive views of one (sum_l H_l W_l A_l, 4) buffer, which is what
+        :meth:`anchors_for_image` returns.
         """
+        return self._grid_anchors(grid_sizes, strides, dtype, xp)[1]
+
+    def _grid_anchors(self, grid_sizes, strides, dtype, xp):
         if not (len(grid_sizes) == len(strides) == len(self.cell_anchors)):
             raise ValueError(
                 f"got {len(grid_sizes)} feature maps and {len(strides)} strides for an anchor "
                 f"generator with {len(self.cell_anchors)} levels; they must match one to one"
             )
-        out = []
-        for (gh, gw), (sh, sw), base in zip(grid_sizes, strides, self._cell_anchors(dtype, xp)):
-            shifts_x = xp.arange(int(gw), dtype=np.int64) * int(sw)      # (W,)
-            shifts_y = xp.arange(int(gh), dtype=np.int64) * int(sh)      # (H,)
-            shift_y, shift_x = xp.meshgrid(shifts_y, shifts_x, indexing="ij")  # (H, W) each
-            shift_x = shift_x.reshape(-1)
-            shift_y = shift_y.reshape(-1)
-            shifts = xp.stack((shift_x, shift_y, shift_x, shift_y), axis=1).astype(base.dtype)  # (HW, 4)
-            # (HW, 1, 4) + (1, A, 4) -> (HW, A, 4) -> (HW * A, 4): y-major, x, then anchor
-            out.append((shifts[:, None, :] + base[None, :, :]).reshape(-1, 4))
-        return out
+        cells = self._cell_anchors(dtype, xp)
+        counts = [int(gh) * int(gw) * len(base) for (gh, gw), base in zip(grid_sizes, cells)]
+        out = xp.empty((sum(counts), 4), dtype=cells[0].dtype)
+        levels = []
+        start = 0
+        for (gh, gw), (sh, sw), base, count in zip(grid_sizes, strides, cells, counts):
+            gh, gw, a = int(gh), int(gw), len(base)
+            # anchor[y, x, a, c] = base[a, c] + (x * stride_w if c is x1 or x2, else y * stride_h).
+            # Written as a sum of two small tables, so that one broadcast add fills the level:
+            #   P[x, (a, c)] = x * stride_w on the x coordinates, 0 on the y ones     (W, A*4)
+            #   Q[y, (a, c)] = base[a, c] + (y * stride_h on the y coordinates)       (H, A*4)
+            # Every value gets exactly one rounding (the other term adds an exact 0), as torch's
+            # float(int64 shift) + base. Shifts are integers, exact in float32 below 2**24.
+            is_x = xp.asarray([1, 0, 1, 0], dtype=base.dtype)
+            shift_x = (xp.arange(gw, dtype=np.int64) * int(sw)).astype(base.dtype)      # (W,)
+            shift_y = (xp.arange(gh, dtype=np.int64) * int(sh)).astype(base.dtype)      # (H,)
+            p = xp.broadcast_to(shift_x[:, None, None] * is_x, (gw, a, 4)).reshape(gw, a * 4)
+            q = (base[None, :, :] + shift_y[:, None, None] * (1 - is_x)).reshape(gh, a * 4)
+            level = out[start : start + count]
+            # (1, W, A*4) + (H, 1, A*4) -> (H, W, A*4), i.e. rows ordered y, then x, then anchor
+            xp.add(p[None, :, :], q[:, None, :], out=level.reshape(gh, gw, a * 4))
+            levels.append(level)
+            start += count
+        return out, levels
 
     @staticmethod
     def strides_for(image_size, grid_sizes):
@@ -162,8 +180,7 @@ class AnchorGenerator:
             if len(g) != 2:
                 raise ValueError(f"each feature map size must be (H, W), got {g}")
         strides = self.strides_for(image_size, grid_sizes)
-        levels = self.grid_anchors(grid_sizes, strides, dtype=dtype, xp=xp)
-        return xp.concatenate(levels, axis=0)
+        return self._grid_anchors(grid_sizes, strides, dtype, xp)[0]
 
     def __call__(self, images, feature_maps):
         """torchvision's forward: one anchor array per image of the batch.

@@ -106,7 +106,7 @@ class BoxDecode(Function):
         half_h = 0.5 * pred_h
         out = xp.stack(
             (pred_ctr_x - half_w, pred_ctr_y - half_h, pred_ctr_x + half_w, pred_ctr_y + half_h), axis=2
-        ).reshape(rel_codes.shape[0], -1)                    # (N, K, 4) -> (N, 4K)
+        ).reshape(rel_codes.shape)                          # (N, K, 4) -> (N, 4K)
         self.save_for_backward(dx, dy, dw, dh, dw_c, dh_c, widths, heights)
         self.boxes_dtype = boxes.dtype
         return out

@@ -37,14 +37,16 @@ def _compare(what, ours, theirs, rtol, atol):
 def crosscheck(ours, theirs, *inputs, grad=True, seed=0, rtol=None, atol=None):
     """Run ``ours`` (tinyvision) and ``theirs`` (PyTorch) on the same inputs; compare.
 
-    inputs: NumPy arrays (floating ones get gradients in both frameworks; integer ones are
-    passed as int64 tensors) or Python scalars. Outputs may be tensors or tuples of tensors.
+    inputs: NumPy arrays become tensors in both frameworks (floating ones with gradients;
+    integer ones as int64 tensors, boolean ones as masks); anything else (Python scalars,
+    tuples of pad widths, None) is passed to both functions as it is.
+    Outputs may be tensors or tuples of tensors.
     The gradient check uses one random upstream gradient per output, the same for both.
     Tolerances default to the project's table for the inputs' dtype.
     """
     import torch
 
-    arrays = [np.asarray(x) if not isinstance(x, (int, float, type(None))) else x for x in inputs]
+    arrays = [x.numpy() if isinstance(x, Tensor) else x for x in inputs]
     float_dtypes = [a.dtype for a in arrays if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
     tol = tolerance(float_dtypes[0] if float_dtypes else np.float64)
     rtol = tol["rtol"] if rtol is None else rtol
@@ -54,6 +56,8 @@ def crosscheck(ours, theirs, *inputs, grad=True, seed=0, rtol=None, atol=None):
     for a in arrays:
         if isinstance(a, np.ndarray):
             floating = a.dtype.kind == "f"
+            if a.dtype.kind in "iu":
+                a = a.astype(np.int64)  # class indices, index arrays: PyTorch's long
             tv_in.append(Tensor(a, requires_grad=grad and floating))
             th_in.append(torch.tensor(a, requires_grad=grad and floating))
         else:
@@ -86,6 +90,10 @@ def crosscheck(ours, theirs, *inputs, grad=True, seed=0, rtol=None, atol=None):
         if isinstance(a, Tensor) and a.requires_grad:
             if b.grad is None and a.grad is None:
                 continue
+            if a.grad is not None and a.grad.dtype != a.dtype:
+                raise CrosscheckError(
+                    f"gradient of input {k}: dtype {a.grad.dtype}, but the input is {a.dtype}"
+                )
             ga = a.grad.numpy() if a.grad is not None else np.zeros(a.shape)
             gb = b.grad.numpy() if b.grad is not None else np.zeros(a.shape)
             _compare(f"gradient of input {k}", ga, gb, rtol, atol)

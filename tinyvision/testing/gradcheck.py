@@ -89,6 +89,11 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_excepti
     for k in wrt:
         x = tensors[k]
         analytic = np.zeros(x.shape) if x.grad is None else to_device(x.grad.data, "cpu")
+        if analytic.shape != x.shape:
+            raise GradcheckError(
+                f"gradcheck: the analytic gradient of input {k} has shape {analytic.shape}, "
+                f"the input has shape {x.shape}"
+            )
         numeric = np.zeros(x.shape)
         flat = x.data.reshape(-1)
         with no_grad():

@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import strategies as hst
 from hypothesis.extra import numpy as hnp
 
-__all__ = ["shapes", "arrays", "broadcastable_pair", "away_from", "nchw"]
+__all__ = ["shapes", "arrays", "broadcastable_pair", "away_from", "spread_ties", "nchw"]
 
 
 def shapes(min_dims: int = 0, max_dims: int = 4, min_side: int = 1, max_side: int = 5):
@@ -29,15 +29,39 @@ def away_from(x: np.ndarray, kinks=(0.0,), margin: float = 1e-2) -> np.ndarray:
     return x
 
 
-def arrays(shape, dtype=np.float64, min_value: float = -3.0, max_value: float = 3.0, kinks=None, margin=1e-2):
+def spread_ties(x: np.ndarray, gap: float = 1e-2) -> np.ndarray:
+    """Make all values distinct, at least ``gap`` apart, keeping their order.
+
+    The k-th smallest value moves up by k·gap (stable order for equal values), so ties and
+    near-ties — the kinks of max, sort and argmax — are gone, and the values stay within
+    ``x.size * gap`` of where they were.
+
+    >>> spread_ties(np.array([1.0, 0.0, 1.0]), gap=0.5).tolist()
+    [1.5, 0.0, 2.0]
+    """
+    x = np.array(x, dtype=np.float64, copy=True)
+    flat = x.reshape(-1)
+    order = np.argsort(flat, kind="stable")
+    flat[order] += gap * np.arange(flat.size)
+    return x
+
+
+def arrays(shape, dtype=np.float64, min_value: float = -3.0, max_value: float = 3.0, kinks=None, margin=1e-2,
+           distinct_gap=None):
     """Float arrays of ``shape`` (a tuple or a shapes() strategy) with values in [min, max].
 
-    kinks: values to keep away from (by ``margin``), for gradient checks.
+    kinks: values to keep away from (by ``margin``), for gradient checks (the result may then
+           lie up to ``margin`` outside [min, max]).
+    distinct_gap: make every pair of values at least this far apart (:func:`spread_ties`),
+           for ops whose derivative jumps at ties (max, argmax); this can push values above
+           max_value by up to size·gap.
     """
     elements = hst.floats(min_value, max_value, allow_nan=False, allow_infinity=False, width=64)
     strat = hnp.arrays(np.float64, shape, elements=elements)
     if kinks:
         strat = strat.map(lambda a: away_from(a, kinks, margin))
+    if distinct_gap:
+        strat = strat.map(lambda a: spread_ties(a, distinct_gap))
     return strat.map(lambda a: a.astype(dtype))
 
 

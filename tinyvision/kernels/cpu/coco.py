@@ -154,7 +154,7 @@ def coco_match(group_dt_start, group_dt_end, group_gt_start, group_gt_end,
 
 @njit(cache=True)
 def coco_accumulate(cat_start, cat_end, dt_rank, dt_score, state, n_pos,
-                    rec_thrs, max_dets, use_spacing):
+                    rec_thrs, max_dets, bug_for_bug):
     """Precision, recall and score arrays from the matching states, as pycocotools.
 
     cat_start, cat_end (int64[K]): ranges of the detections of each category, sorted by
@@ -162,25 +162,26 @@ def coco_accumulate(cat_start, cat_end, dt_rank, dt_score, state, n_pos,
     dt_rank (int64[D]): rank of the detection inside its (image, category) group.
     dt_score (float64[D]); state (int8[A, T, D]) from :func:`coco_match`;
     n_pos (int64[K, A]): number of non-ignored gts; rec_thrs (float64[R]);
-    max_dets (int64[M]); use_spacing: add np.spacing(1) to the precision denominator.
+    max_dets (int64[M]); bug_for_bug: pycocotools' arithmetic (True) or faster-coco-eval's.
     Returns precision (float64[T, R, K, A, M]), recall (float64[T, K, A, M]),
     scores (float64[T, R, K, A, M]); entries with no non-ignored gt stay -1.
 
     For the detections kept by maxDet (rank < maxDet), in order, with ignored ones kept as
     positions that add neither a TP nor an FP:
         rc[i] = TP_cum[i] / n_pos;   pr[i] = TP_cum[i] / (FP_cum[i] + TP_cum[i] + eps)
-        (use_spacing, pycocotools: eps = np.spacing(1); otherwise faster-coco-eval's
+        (bug_for_bug, pycocotools: eps = np.spacing(1); otherwise faster-coco-eval's
         TP_cum / (TP_cum + FP_cum), and 0 while no detection has counted yet)
         recall = rc[-1] (0 with no detections); pr[i-1] = max(pr[i-1], pr[i]) right to left;
-        precision[r] = pr[first i with rc[i] >= rec_thrs[r]], and 0 from the first r whose
-        index runs past the end (pycocotools stops filling there).
+        precision[r] = pr[first i with rc[i] >= rec_thrs[r]], 0 where that index runs past the
+        end -- pycocotools stops filling at the first such r (the rest stay 0 even if
+        rec_thrs is not sorted), faster-coco-eval checks every r.
     """
     n_cat = cat_start.shape[0]
     n_area = state.shape[0]
     n_thr = state.shape[1]
     n_rec = rec_thrs.shape[0]
     n_md = max_dets.shape[0]
-    eps = np.spacing(1.0) if use_spacing else 0.0
+    eps = np.spacing(1.0) if bug_for_bug else 0.0
     precision = -np.ones((n_thr, n_rec, n_cat, n_area, n_md))
     recall = -np.ones((n_thr, n_cat, n_area, n_md))
     scores = -np.ones((n_thr, n_rec, n_cat, n_area, n_md))
@@ -211,7 +212,7 @@ def coco_accumulate(cat_start, cat_end, dt_rank, dt_score, state, n_pos,
                         elif s == FP:
                             fp += 1.0
                         rc[i] = tp / npig
-                        if use_spacing:
+                        if bug_for_bug:
                             pr[i] = tp / (fp + tp + eps)
                         elif tp + fp > 0.0:
                             pr[i] = tp / (tp + fp)
@@ -236,7 +237,9 @@ def coco_accumulate(cat_start, cat_end, dt_rank, dt_score, state, n_pos,
                             else:
                                 hi = mid
                         if lo >= nd:
-                            break
+                            if bug_for_bug:
+                                break
+                            continue
                         precision[t, r, k, a, m] = pr[lo]
                         scores[t, r, k, a, m] = dt_score[idx[lo]]
     return precision, recall, scores

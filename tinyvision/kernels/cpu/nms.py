@@ -38,10 +38,6 @@ from numba import njit
 
 __all__ = ["nms_sorted_greedy", "nms_sorted_grid", "batched_nms_sorted"]
 
-# A kept box that covers more cells than this is not filed cell by cell but put on a short
-# list that every candidate checks directly (a few huge boxes must not flood every cell).
-_MAX_CELLS_PER_BOX = 64
-
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _iou(ax1, ay1, ax2, ay2, aarea, bx1, by1, bx2, by2, barea, zero):
@@ -84,18 +80,27 @@ def nms_sorted_greedy(x1, y1, x2, y2, iou_threshold, keep):
         n_alive = m
 
 
-@njit(cache=True)
-def _grow(a):
-    b = np.empty(2 * a.shape[0], dtype=a.dtype)
-    b[: a.shape[0]] = a
-    return b
-
-
 @njit(cache=True, error_model="numpy")
 def nms_sorted_grid(x1, y1, x2, y2, iou_threshold, keep):
-    """Greedy NMS on score-sorted boxes with a uniform grid over the kept boxes.
+    """Greedy NMS on score-sorted boxes, comparing a candidate only with the kept boxes that
+    could possibly suppress it. Requires iou_threshold >= 0; decisions identical to
+    ``nms_sorted_greedy``.
 
-    Requires iou_threshold >= 0. Decisions are identical to ``nms_sorted_greedy``.
+    Where can a kept box k that suppresses box j be? Let w = x2 - x1 (exact on the given
+    coordinates), t the threshold. Two necessary conditions, in exact arithmetic:
+
+    (a) IoU > t >= 0 needs a positive intersection: x1k < x2j and x1k > x1j - wk.
+    (b) for t > 0: IoU <= ox / wk and IoU <= ox / wj (ox = overlap of the x-intervals, oy <= h),
+        so ox > t max(wj, wk); and IoU <= min(wj, wk) / max(wj, wk) gives wk < wj / t. With
+        ox <= max(wj, wk) - |x1k - x1j| this yields |x1k - x1j| < (1 - t) / t * wj.
+
+    The same holds in y. So every kept box is filed once, in the grid cell of its top-left
+    corner (x1, y1), and candidate j scans only the cells of the window those bounds allow,
+    stopping at the first box that suppresses it. The float IoU can exceed the exact one by a
+    few ulps, so the bounds use t (1 - 1e-5) and the window is widened by a relative 1e-7:
+    the window is a superset, never a miss. Kept boxes much larger than average (wider or
+    taller than 4x the mean) would widen every window; they go on a short list that every
+    candidate checks directly. Memory O(n); no n x n matrix.
     """
     n = x1.shape[0]
     if n == 0:
@@ -103,11 +108,9 @@ def nms_sorted_grid(x1, y1, x2, y2, iou_threshold, keep):
     zero = x1[0] - x1[0]
     areas = (x2 - x1) * (y2 - y1)
 
-    # --- the grid: cells about one mean box wide, at most ~n cells in all -------------
-    lo_x = float(x1.min())
-    lo_y = float(y1.min())
-    span_x = float(x2.max()) - lo_x
-    span_y = float(y2.max()) - lo_y
+    t = iou_threshold * (1.0 - 1e-5)
+    ratio = (1.0 - t) / t if t > 0.0 else np.inf        # bound (b): |dx1| < ratio * wj
+
     mean_w = 0.0
     mean_h = 0.0
     for r in range(n):
@@ -115,54 +118,69 @@ def nms_sorted_grid(x1, y1, x2, y2, iou_threshold, keep):
         mean_h += float(y2[r]) - float(y1[r])
     mean_w /= n
     mean_h /= n
-    g_max = int(np.sqrt(n)) + 1  # per axis, so gx * gy <= ~n
+    cap_w = 4.0 * mean_w                                 # wider than this: the "big" list
+    cap_h = 4.0 * mean_h
+
+    # The grid over top-left corners: cells about half a typical search radius wide,
+    # at most ~n cells in all.
+    lo_x = float(x1.min())
+    lo_y = float(y1.min())
+    span_x = float(x1.max()) - lo_x
+    span_y = float(y1.max()) - lo_y
+    g_max = int(np.sqrt(n)) + 1
+    cell_w = 0.5 * mean_w * min(1.0, ratio)
+    cell_h = 0.5 * mean_h * min(1.0, ratio)
     gx = 1
     gy = 1
-    if mean_w > 0.0 and span_x > 0.0:
-        gx = min(g_max, max(1, int(span_x / mean_w)))
-    if mean_h > 0.0 and span_y > 0.0:
-        gy = min(g_max, max(1, int(span_y / mean_h)))
-    # cell index of coordinate v: floor((v - lo) * inv), clipped to [0, g - 1]. This map is
-    # monotone in v, so two boxes whose intervals overlap share at least one cell index.
+    if cell_w > 0.0 and span_x > 0.0:
+        gx = min(g_max, max(1, int(span_x / cell_w)))
+    if cell_h > 0.0 and span_y > 0.0:
+        gy = min(g_max, max(1, int(span_y / cell_h)))
+    # cell of coordinate v: floor((v - lo) * inv) clipped to [0, g - 1], monotone in v
     inv_x = gx / span_x if span_x > 0.0 else 0.0
     inv_y = gy / span_y if span_y > 0.0 else 0.0
 
-    # Linked lists per cell: head[c] -> entry e -> nxt[e] -> ... ; entry_box[e] = sorted position.
-    head = np.full(gx * gy, -1, dtype=np.int64)
-    cap = 4 * n + 16
-    nxt = np.empty(cap, dtype=np.int64)
-    entry_box = np.empty(cap, dtype=np.int64)
-    n_entries = 0
-    big = np.empty(16, dtype=np.int64)  # kept boxes covering too many cells
+    head = np.full(gx * gy, -1, dtype=np.int64)           # head[c]: last box filed in cell c
+    nxt = np.empty(n, dtype=np.int64)                     # nxt[k]: the box filed before k there
+    big = np.empty(n, dtype=np.int64)
     n_big = 0
+    filed_w = 0.0                                         # widest / tallest box filed so far
+    filed_h = 0.0
 
     for j in range(n):
         jx1, jy1, jx2, jy2, ja = x1[j], y1[j], x2[j], y2[j], areas[j]
-        cx0 = min(gx - 1, int((float(jx1) - lo_x) * inv_x))
-        cx1 = min(gx - 1, int((float(jx2) - lo_x) * inv_x))
-        cy0 = min(gy - 1, int((float(jy1) - lo_y) * inv_y))
-        cy1 = min(gy - 1, int((float(jy2) - lo_y) * inv_y))
+        wj = float(jx2) - float(jx1)
+        hj = float(jy2) - float(jy1)
 
         suppressed = False
-        # 1) the few huge kept boxes
-        for t in range(n_big):
-            k = big[t]
-            ovr = _iou(x1[k], y1[k], x2[k], y2[k], areas[k], jx1, jy1, jx2, jy2, ja, zero)
-            if ovr > iou_threshold:
+        for b in range(n_big):                            # the few big kept boxes
+            k = big[b]
+            if _iou(x1[k], y1[k], x2[k], y2[k], areas[k], jx1, jy1, jx2, jy2, ja, zero) > iou_threshold:
                 suppressed = True
                 break
-        # 2) the kept boxes filed in the cells that j covers (first hit stops the search)
+
         if not suppressed:
+            # window of corners (x1k, y1k) allowed by (a) and (b), widened slightly
+            fx1 = float(jx1)
+            fy1 = float(jy1)
+            left = min(filed_w, ratio * wj)
+            right = min(wj, ratio * wj)
+            up = min(filed_h, ratio * hj)
+            down = min(hj, ratio * hj)
+            mx = 1e-7 * (abs(fx1) + wj + filed_w) + 1e-300
+            my = 1e-7 * (abs(fy1) + hj + filed_h) + 1e-300
+            cx0 = max(0, min(gx - 1, int(np.floor((fx1 - left - mx - lo_x) * inv_x))))
+            cx1 = max(0, min(gx - 1, int(np.floor((fx1 + right + mx - lo_x) * inv_x))))
+            cy0 = max(0, min(gy - 1, int(np.floor((fy1 - up - my - lo_y) * inv_y))))
+            cy1 = max(0, min(gy - 1, int(np.floor((fy1 + down + my - lo_y) * inv_y))))
             for cy in range(cy0, cy1 + 1):
                 for cx in range(cx0, cx1 + 1):
-                    e = head[cy * gx + cx]
-                    while e >= 0:
-                        k = entry_box[e]
-                        ovr = _iou(x1[k], y1[k], x2[k], y2[k], areas[k], jx1, jy1, jx2, jy2, ja, zero)
-                        if ovr > iou_threshold:
+                    k = head[cy * gx + cx]
+                    while k >= 0:
+                        if _iou(x1[k], y1[k], x2[k], y2[k], areas[k], jx1, jy1, jx2, jy2, ja, zero) > iou_threshold:
                             suppressed = True
                             break
-                        e = nxt[e]
+                        k = nxt[k]
                     if suppressed:
                         break
                 if suppressed:
@@ -170,25 +188,19 @@ def nms_sorted_grid(x1, y1, x2, y2, iou_threshold, keep):
         if suppressed:
             continue
 
-        # j survives every earlier kept box: keep it and file it.
+        # j survives every earlier kept box: keep it, and file it for the boxes below it.
         keep[j] = 1
-        n_cells = (cx1 - cx0 + 1) * (cy1 - cy0 + 1)
-        if n_cells > _MAX_CELLS_PER_BOX:
-            if n_big == big.shape[0]:
-                big = _grow(big)
+        if wj > cap_w or hj > cap_h:
             big[n_big] = j
             n_big += 1
-            continue
-        while n_entries + n_cells > nxt.shape[0]:
-            nxt = _grow(nxt)
-            entry_box = _grow(entry_box)
-        for cy in range(cy0, cy1 + 1):
-            for cx in range(cx0, cx1 + 1):
-                c = cy * gx + cx
-                entry_box[n_entries] = j
-                nxt[n_entries] = head[c]
-                head[c] = n_entries
-                n_entries += 1
+        else:
+            cx = max(0, min(gx - 1, int(np.floor((float(jx1) - lo_x) * inv_x))))
+            cy = max(0, min(gy - 1, int(np.floor((float(jy1) - lo_y) * inv_y))))
+            c = cy * gx + cx
+            nxt[j] = head[c]
+            head[c] = j
+            filed_w = max(filed_w, wj)
+            filed_h = max(filed_h, hj)
 
 
 @njit(cache=True, error_model="numpy")

@@ -1,0 +1,199 @@
+"""Convolution kernels: plain-loop reference == fast im2col/GEMM kernel (whole batch, batch
+chunks, row bands) == the array-op (CuPy-style) kernels run on NumPy == PyTorch; im2col and
+col2im are adjoint; the dispatch point rejects shapes that do not fit; compiled kernels come
+from the on-disk cache in a second process."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinyvision.backend import cupy_available
+from tinyvision.kernels import conv_dispatch as D
+from tinyvision.kernels.cpu import conv as CPU
+from tinyvision.kernels.gpu import conv as XP
+from tinyvision.testing import tolerance
+
+
+def out_size(size, k, s, p, d):
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+@st.composite
+def geometries(draw):
+    """A valid conv geometry: (N, C, H, W, F, G, kernel, stride, padding, dilation)."""
+    ks = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    st_ = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dl = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    pd = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+    G = draw(st.integers(1, 3))
+    C, F = G * draw(st.integers(1, 3)), G * draw(st.integers(1, 3))
+    H = draw(st.integers(max(1, dl[0] * (ks[0] - 1) + 1 - 2 * pd[0]), 11))
+    W = draw(st.integers(max(1, dl[1] * (ks[1] - 1) + 1 - 2 * pd[1]), 11))
+    N = draw(st.integers(1, 3))
+    return N, C, H, W, F, G, ks, st_, pd, dl
+
+
+def make(geom, dtype, seed=0):
+    N, C, H, W, F, G, ks, st_, pd, dl = geom
+    rng = np.random.default_rng(seed)
+    OH, OW = out_size(H, ks[0], st_[0], pd[0], dl[0]), out_size(W, ks[1], st_[1], pd[1], dl[1])
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((F, C // G) + ks).astype(dtype)
+    gy = rng.standard_normal((N, F, OH, OW)).astype(dtype)
+    return x, w, gy, (st_, pd, dl, G), (OH, OW)
+
+
+def reference_all(x, w, gy, opts, osz):
+    return (
+        CPU.conv2d_forward_reference(x, w, *opts, osz),
+        CPU.conv2d_grad_input_reference(gy, w, *opts, x.shape[2:]),
+        CPU.conv2d_grad_weight_reference(x, gy, *opts, w.shape[2:]),
+    )
+
+
+def assert_close(got, want, dtype, what):
+    tol = tolerance(dtype)
+    # float32: sums of up to a few hundred products of N(0,1) numbers; scale atol with them.
+    atol = tol["atol"] * (1 if dtype == np.float64 else 10)
+    np.testing.assert_allclose(got, want, rtol=tol["rtol"], atol=atol, err_msg=what)
+
+
+@given(geom=geometries(), dtype=st.sampled_from([np.float32, np.float64]),
+       chunking=st.sampled_from(["whole", "images", "rows"]))
+def test_fast_equals_reference(geom, dtype, chunking):
+    x, w, gy, opts, osz = make(geom, dtype)
+    K = x.shape[1] // opts[3] * w.shape[2] * w.shape[3]
+    ws = {"whole": None, "images": K * osz[0] * osz[1] * x.itemsize, "rows": 1}[chunking]
+    ref = reference_all(x, w, gy, opts, osz)
+    fast = (
+        CPU.conv2d_forward(x, w, *opts, osz, ws),
+        CPU.conv2d_grad_input(gy, w, *opts, x.shape[2:], ws),
+        CPU.conv2d_grad_weight(x, gy, *opts, w.shape[2:], ws),
+    )
+    for name, a, b in zip(("y", "gx", "gw"), fast, ref):
+        assert a.dtype == dtype and a.shape == b.shape
+        assert_close(a, b, dtype, name)
+
+
+@settings(max_examples=15)
+@given(geom=geometries())
+def test_array_op_kernels_equal_reference(geom):
+    """kernels/gpu/conv.py uses only array operations: run here on NumPy, with a tiny workspace."""
+    x, w, gy, opts, osz = make(geom, np.float64)
+    ref = reference_all(x, w, gy, opts, osz)
+    got = (
+        XP.conv2d_forward(x, w, *opts, osz, 1),
+        XP.conv2d_grad_input(gy, w, *opts, x.shape[2:], 1),
+        XP.conv2d_grad_weight(x, gy, *opts, w.shape[2:], 1),
+    )
+    for name, a, b in zip(("y", "gx", "gw"), got, ref):
+        assert_close(a, b, np.float64, name)
+
+
+@settings(max_examples=15)
+@given(geom=geometries())
+def test_im2col_col2im_adjoint(geom):
+    """<im2col(x), c> = <x, col2im(c)> for all x, c: col2im is im2col's transpose."""
+    x, w, gy, (st_, pd, dl, G), osz = make(geom, np.float64)
+    ks = w.shape[2:]
+    cols = CPU.im2col(x, ks, st_, pd, dl, osz)
+    c = np.random.default_rng(1).standard_normal(cols.shape)
+    back = CPU.col2im(c, x.shape, ks, st_, pd, dl, osz)
+    assert np.isclose(np.vdot(cols, c), np.vdot(x, back), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(XP.im2col(x, ks, st_, pd, dl, osz), cols)
+    np.testing.assert_allclose(XP.col2im(c, x.shape, ks, st_, pd, dl, osz), back, rtol=1e-13, atol=1e-13)
+
+
+def test_im2col_golden():
+    """A 1x3x3 image, 2x2 kernel, stride 1, no padding: the four windows, by hand."""
+    x = np.arange(9.0).reshape(1, 1, 3, 3)
+    cols = CPU.im2col(x, (2, 2), (1, 1), (0, 0), (1, 1), (2, 2))
+    want = np.array([[0, 1, 3, 4], [1, 2, 4, 5], [3, 4, 6, 7], [4, 5, 7, 8]], dtype=float)
+    np.testing.assert_array_equal(cols, want)
+
+
+def test_reference_matches_torch():
+    torch = pytest.importorskip("torch")
+    geom = (2, 4, 9, 8, 6, 2, (3, 2), (2, 1), (1, 2), (2, 1))
+    x, w, gy, opts, osz = make(geom, np.float64)
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, None, opts[0], opts[1], opts[2], opts[3])
+    ty.backward(torch.tensor(gy))
+    for a, b in zip(reference_all(x, w, gy, opts, osz), (ty, tx.grad, tw.grad)):
+        np.testing.assert_allclose(a, b.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_dispatch_picks_reference_and_fast():
+    x, w, gy, opts, osz = make((2, 2, 5, 5, 2, 1, (3, 3), (1, 1), (1, 1), (1, 1)), np.float64)
+    a = D.conv2d_forward(x, w, *opts, osz, impl="reference")
+    b = D.conv2d_forward(x, w, *opts, osz, impl="fast")
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="impl"):
+        D.conv2d_forward(x, w, *opts, osz, impl="cudnn")
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda x, w, gy: D.conv2d_forward(x[0], w, (1, 1), (0, 0), (1, 1), 1, (3, 3)), "4-D"),
+        (lambda x, w, gy: D.conv2d_forward(x, w.astype(np.float32), (1, 1), (0, 0), (1, 1), 1, (3, 3)), "dtype"),
+        (lambda x, w, gy: D.conv2d_forward(x, w, (1, 1), (0, 0), (1, 1), 3, (3, 3)), "groups"),
+        (lambda x, w, gy: D.conv2d_forward(x, w, (0, 1), (0, 0), (1, 1), 1, (3, 3)), "stride"),
+        (lambda x, w, gy: D.conv2d_forward(x, w, (1, 1), (0, 0), (1, 1), 1, (0, 3)), "empty"),
+        (lambda x, w, gy: D.conv2d_grad_input(gy[:, :1], w, (1, 1), (0, 0), (1, 1), 1, (5, 5)), "groups"),
+        (lambda x, w, gy: D.conv2d_grad_weight(x, gy[:1], (1, 1), (0, 0), (1, 1), 1, (3, 3)), "gy"),
+        (lambda x, w, gy: D.conv2d_grad_weight(x.astype(np.float32), gy, (1, 1), (0, 0), (1, 1), 1, (3, 3)), "dtype"),
+    ],
+)
+def test_dispatch_rejects_misfit_shapes(call, match):
+    x, w, gy, _, _ = make((2, 2, 5, 5, 2, 1, (3, 3), (1, 1), (0, 0), (1, 1)), np.float64)
+    with pytest.raises(ValueError, match=match):
+        call(x, w, gy)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not cupy_available(), reason="needs CuPy and a CUDA device")
+def test_cupy_kernels_match_cpu():
+    import cupy as cp
+
+    x, w, gy, opts, osz = make((2, 4, 9, 8, 6, 2, (3, 2), (2, 1), (1, 2), (2, 1)), np.float64)
+    ref = reference_all(x, w, gy, opts, osz)
+    got = (
+        D.conv2d_forward(cp.asarray(x), cp.asarray(w), *opts, osz),
+        D.conv2d_grad_input(cp.asarray(gy), cp.asarray(w), *opts, x.shape[2:]),
+        D.conv2d_grad_weight(cp.asarray(x), cp.asarray(gy), *opts, w.shape[2:]),
+    )
+    for a, b in zip(got, ref):
+        assert isinstance(a, cp.ndarray)
+        np.testing.assert_allclose(cp.asnumpy(a), b, rtol=1e-10, atol=1e-10)
+
+
+def test_second_process_loads_kernels_from_cache():
+    """cache=True: after one process compiled the kernels, a fresh one finds every one on disk."""
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        from tinyvision.kernels.cpu import conv as K
+        x = np.ones((1, 2, 5, 5), np.float32); w = np.ones((2, 2, 3, 3), np.float32)
+        gy = np.ones((1, 2, 3, 3), np.float32)
+        o = ((1, 1), (0, 0), (1, 1), 1)
+        K.conv2d_forward(x, w, *o, (3, 3)); K.conv2d_grad_input(gy, w, *o, (5, 5))
+        K.conv2d_grad_weight(x, gy, *o, (3, 3)); K.conv2d_forward_reference(x, w, *o, (3, 3))
+        K.conv2d_grad_input_reference(gy, w, *o, (5, 5)); K.conv2d_grad_weight_reference(x, gy, *o, (3, 3))
+        fns = [K._im2col, K._col2im, K._conv2d_forward_reference, K._conv2d_grad_input_reference,
+               K._conv2d_grad_weight_reference]
+        print(sum(sum(f.stats.cache_misses.values()) for f in fns), sum(sum(f.stats.cache_hits.values()) for f in fns))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_BOUNDSCHECK"}
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True) for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr[-3000:]
+    misses, hits = (int(v) for v in runs[1].stdout.split())
+    assert misses == 0 and hits == 5
