@@ -238,6 +238,22 @@ def test_inplace_inside_a_graph_is_refused_not_silently_wrong():
         t[0] = x[1]  # the write would drop x's gradient
 
 
+def test_inplace_on_a_reduced_scalar_changes_it():
+    s = tv.tensor(np.ones(3)).sum()  # NumPy reduces to a scalar; the Tensor keeps a 0-d array
+    s.add_(1.0)
+    assert s.item() == 4.0 and isinstance(s.data, np.ndarray)
+
+
+def test_iteration_yields_differentiable_rows():
+    x = leaf(np.arange(6.0).reshape(3, 2))
+    rows = list(x)
+    assert len(rows) == 3 and rows[1].numpy().tolist() == [2.0, 3.0]
+    sum(r.sum() * k for k, r in enumerate(rows)).backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[0, 0], [1, 1], [2, 2]])
+    with pytest.raises(TypeError, match="0-d"):
+        list(tv.tensor(1.0))
+
+
 def test_copy_shape_mismatch_names_both_shapes():
     with pytest.raises(ValueError, match=r"\(3,\).*\(2,\)"):
         tv.tensor(np.zeros(2)).copy_(np.zeros(3))
@@ -272,6 +288,30 @@ def test_set_grad_enabled():
         assert not (x * 2).requires_grad
     with tv.set_grad_enabled(True):
         assert (x * 2).requires_grad
+    assert tv.is_grad_enabled()
+    try:
+        tv.set_grad_enabled(False)  # a plain call switches the mode, as in PyTorch
+        assert not tv.is_grad_enabled() and not (x * 2).requires_grad
+    finally:
+        tv.set_grad_enabled(True)
+    assert tv.is_grad_enabled()
+
+
+def test_grad_mode_is_per_thread():
+    import threading
+
+    x = leaf([1.0])
+    seen = {}
+
+    def worker():
+        seen["enabled"] = tv.is_grad_enabled()
+        seen["records"] = (x * 2).requires_grad
+
+    with tv.no_grad():
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join()
+    assert seen == {"enabled": True, "records": True}
 
 
 def test_detach_shares_data_and_stops_the_gradient():

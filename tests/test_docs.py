@@ -27,6 +27,7 @@ CORE_MODULES = [
     "tinyvision.testing.gradcheck",
     "tinyvision.testing.crosscheck",
     "tinyvision.testing.strategies",
+    "tinyvision.testing.opcases",
     "tinyvision.testing.tolerances",
 ]
 

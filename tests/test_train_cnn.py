@@ -26,7 +26,7 @@ def make_shapes(n, rng):
     images = np.empty((n, 1, SIZE, SIZE), dtype=np.float32)
     labels = rng.integers(0, 3, n)
     for k in range(n):
-        s = rng.uniform(4.0, 8.0)  # half-size
+        s = rng.uniform(5.0, 9.0)  # half-size
         cx, cy = rng.uniform(s, SIZE - 1 - s, size=2)
         if labels[k] == 0:
             mask = (np.abs(xx - cx) <= s) & (np.abs(yy - cy) <= s)
@@ -35,7 +35,7 @@ def make_shapes(n, rng):
         else:  # apex at (cx, cy - s), base of width 2s on row cy + s
             t = (yy - (cy - s)) / (2 * s)  # 0 at the apex, 1 at the base
             mask = (t >= 0) & (t <= 1) & (np.abs(xx - cx) <= s * t)
-        img = mask * rng.uniform(0.6, 1.0) + rng.normal(0.0, 0.15, (SIZE, SIZE))
+        img = mask * rng.uniform(0.6, 1.0) + rng.normal(0.0, 0.1, (SIZE, SIZE))
         images[k, 0] = img
     return images, labels
 
@@ -60,7 +60,7 @@ def accuracy(model, images, labels):
 def train(epochs=4, batch=32, seed=0):
     rng = np.random.default_rng(seed)
     manual_seed(seed)
-    x_train, y_train = make_shapes(1200, rng)
+    x_train, y_train = make_shapes(960, rng)
     x_test, y_test = make_shapes(400, rng)
     model = make_model()
     opt = optim.Adam(model.parameters(), lr=3e-3)

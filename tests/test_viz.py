@@ -16,9 +16,9 @@ from tinyvision.metrics import (confusion_matrix, precision_recall_curve,  # noq
 
 def _saved(fig, tmp_path, name):
     path = tmp_path / name
-    fig.savefig(path)
+    fig.savefig(path, dpi=40)
     data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 500
     return path
 
 
@@ -103,3 +103,25 @@ def test_missing_matplotlib_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"pip install 'tinyvision\[plot\]'"):
         vm.plot_confusion_matrix(np.eye(2))
+
+
+def test_coco_result_object(tmp_path):
+    """The evaluator's result can be passed as is: its .precision and .params are used."""
+    from tinyvision.metrics import COCOEvaluator
+
+    gt = {"images": [{"id": 1}],
+          "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+          "annotations": [
+              {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 50, 80], "area": 4000,
+               "iscrowd": 0},
+              {"id": 2, "image_id": 1, "category_id": 2, "bbox": [100, 40, 30, 30], "area": 900,
+               "iscrowd": 0}]}
+    dets = [{"image_id": 1, "category_id": 1, "bbox": [12, 8, 50, 80], "score": 0.9},
+            {"image_id": 1, "category_id": 2, "bbox": [90, 40, 30, 30], "score": 0.6}]
+    res = COCOEvaluator(gt).evaluate(dets)
+    fig = viz.plot_coco_precision_recall(res, classes=[0, 1])
+    assert [a.get_title() for a in fig.axes] == ["category 1", "category 2"]
+    ax = fig.axes[0]
+    assert len(ax.lines) == len(res.precision)
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), res.precision[0, :, 0, 0, -1])
+    _saved(fig, tmp_path, "coco_result.png")

@@ -25,12 +25,21 @@ Semantics (PyTorch's)
   graph raises, unless the first was called with ``retain_graph=True``.
 * ``backward()`` without a gradient is only allowed for a tensor with one element.
 * Modifying in place (``t[...] = v``, ``t.add_(...)``) an array that a Function saved for
-  its backward makes that backward raise, naming the tensor's shape and versions.
-* Inside ``with no_grad():`` no graph is recorded.
+  its backward makes that backward raise, naming the tensor's shape and versions. A tensor,
+  its ``detach()`` and the views ops return (slices, reshapes) share one version counter.
+* In-place changes are not recorded in the graph, so (stricter than PyTorch) they are refused
+  on a tensor that is part of a graph, and a value that requires grad cannot be written into
+  a tensor; a leaf that requires grad may only be changed inside ``no_grad()``.
+* Inside ``with no_grad():`` no graph is recorded (the mode is per thread).
+* Gradients have their input's dtype and shape (a gradient that comes back broadcast is
+  summed to the input's shape; any other shape is an error naming the Function).
+
+docs/autograd.md walks through all of this with runnable examples.
 """
 from __future__ import annotations
 
 import contextlib
+import threading
 import weakref
 
 import numpy as np
@@ -56,34 +65,52 @@ class GradientError(RuntimeError):
 # --------------------------------------------------------------------------------------
 # Grad mode
 # --------------------------------------------------------------------------------------
-_grad_enabled = True
+# Per thread, as in PyTorch: a data-loading thread under no_grad does not switch off
+# recording in the training thread.
+_grad_mode = threading.local()
 
 
 def is_grad_enabled() -> bool:
-    """Whether operations currently record the graph."""
-    return _grad_enabled
+    """Whether operations currently record the graph (in this thread)."""
+    return getattr(_grad_mode, "enabled", True)
+
+
+class set_grad_enabled:  # noqa: N801 - PyTorch's name
+    """Turn graph recording on or off, as PyTorch's: ``set_grad_enabled(False)`` switches at once
+    (a plain call changes the mode for good); ``with set_grad_enabled(False):`` restores the
+    previous mode on exit."""
+
+    def __init__(self, mode: bool):
+        self.previous = is_grad_enabled()
+        _grad_mode.enabled = bool(mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _grad_mode.enabled = self.previous
+        return False
 
 
 @contextlib.contextmanager
-def set_grad_enabled(mode: bool):
-    """Context manager that turns graph recording on or off, restoring it on exit."""
-    global _grad_enabled
-    previous = _grad_enabled
-    _grad_enabled = bool(mode)
+def _grad_mode_block(mode: bool):
+    previous = is_grad_enabled()
+    _grad_mode.enabled = mode
     try:
         yield
     finally:
-        _grad_enabled = previous
+        _grad_mode.enabled = previous
 
 
 def no_grad():
-    """``with no_grad():`` — operations inside record no graph (inference, optimizer steps)."""
-    return set_grad_enabled(False)
+    """``with no_grad():`` — operations inside record no graph (inference, optimizer steps).
+    Also a decorator: ``@no_grad()``."""
+    return _grad_mode_block(False)
 
 
 def enable_grad():
     """``with enable_grad():`` — record the graph even inside a ``no_grad`` block."""
-    return set_grad_enabled(True)
+    return _grad_mode_block(True)
 
 
 # --------------------------------------------------------------------------------------
@@ -172,6 +199,11 @@ class Tensor:
 
     def numel(self) -> int:
         return int(self.data.size)
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
 
     def __len__(self):
         if self.ndim == 0:
@@ -302,7 +334,7 @@ class Tensor:
 
     # ---- in-place updates (versioned, so a saved array that changes is caught) ----------
     def _check_inplace_allowed(self, value=None):
-        if not _grad_enabled:
+        if not is_grad_enabled():
             return
         if self.requires_grad and self.is_leaf:
             raise GradientError(
@@ -653,9 +685,11 @@ class Function:
         if single:
             ys = (ys,)
 
-        needs_grad = _grad_enabled and any(isinstance(a, Tensor) and a.requires_grad for a in inputs)
+        needs_grad = is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in inputs)
         outputs = []
         for i, y in enumerate(ys):
+            if isinstance(y, np.generic):  # NumPy reductions return scalars: keep a real 0-d array
+                y = np.asarray(y)
             t = Tensor.__new__(Tensor)
             t.data = y
             t.grad = None

@@ -2,7 +2,8 @@
 golden values and bad input.
 
 The table CASES has one line per op (and per variant worth its own id): the tinyvision
-function, the PyTorch function, and the strategy for its arguments (see opcase_harness.py).
+function, the PyTorch function, and the strategy for its arguments
+(see tinyvision/testing/opcases.py).
 Every line is run as
 
 * ``test_gradcheck``        — Hypothesis property: float64 central differences agree with backward;
@@ -22,10 +23,9 @@ import torch.nn.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from opcase_harness import (
+from tinyvision.testing.opcases import (
     OpCase,
     all_axes_if_none,
-    args,
     binary,
     check_against_torch,
     check_gradients,

@@ -1,7 +1,7 @@
 """Losses of issue 2: gradcheck properties, PyTorch cross-checks, golden values, bad input.
 
-Same table-driven design as test_core_ops.py (see opcase_harness.py): one OpCase per loss
-(and per target kind), drawn over layouts ((C,), (N, C), (N, C, d1, d2)), reductions,
+Same table-driven design as test_core_ops.py (see tinyvision/testing/opcases.py): one
+OpCase per loss (and per target kind), drawn over layouts ((C,), (N, C), (N, C, d1, d2)), reductions,
 class weights, ignore_index, label smoothing, beta/delta and pos_weight.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch.nn.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from opcase_harness import OpCase, check_against_torch, check_gradients
+from tinyvision.testing.opcases import OpCase, check_against_torch, check_gradients
 
 import tinyvision as tv
 import tinyvision.functional as F

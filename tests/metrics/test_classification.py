@@ -332,3 +332,29 @@ def test_docs_metrics_md_runs():
     assert len(blocks) >= 5
     for block in blocks:
         exec(compile(block, "docs/metrics.md", "exec"), {})
+
+
+def test_matches_scikit_learn_when_installed(rng):
+    """scikit-learn is not a test dependency; where it is installed, compare bit for bit."""
+    skm = pytest.importorskip("sklearn.metrics")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(60):
+            n, k = int(rng.integers(1, 12)), int(rng.integers(1, 5))
+            yt, yp = rng.integers(0, k, n), rng.integers(0, k, n)
+            np.testing.assert_array_equal(confusion_matrix(yt, yp), skm.confusion_matrix(yt, yp))
+            for average in (None, "macro", "micro", "weighted"):
+                for zd in ("warn", 0, 1, np.nan):
+                    got = precision_recall_fscore_support(yt, yp, average=average,
+                                                          zero_division=zd, beta=2.0)[:3]
+                    ref = skm.precision_recall_fscore_support(yt, yp, average=average,
+                                                              zero_division=zd, beta=2.0)[:3]
+                    for g, e in zip(got, ref):
+                        np.testing.assert_array_equal(np.asarray(g, float), np.asarray(e, float))
+            yb = rng.integers(0, 2, n)
+            ys = rng.integers(0, 4, n) / 4
+            for a, b in zip(precision_recall_curve(yb, ys, drop_intermediate=True),
+                            skm.precision_recall_curve(yb, ys, drop_intermediate=True)):
+                np.testing.assert_array_equal(a, b)
+            if yb.any():
+                assert average_precision_score(yb, ys) == skm.average_precision_score(yb, ys)

@@ -486,3 +486,30 @@ def test_docs_example_runs(capsys):
     for block in blocks:
         exec(compile(block, "docs/metrics_coco.md", "exec"), {})
     assert "Average Precision" in capsys.readouterr().out
+
+
+def test_torch_and_tinyvision_tensors_as_per_image_arrays():
+    torch = pytest.importorskip("torch")
+    import tinyvision as tv
+    gt = _gt([_ann(1, 1, 1, [0, 0, 10, 10]), _ann(2, 2, 2, [5, 5, 20, 20])])
+    boxes = torch.tensor([[0.0, 0, 10, 10], [1, 1, 9, 9]], requires_grad=True)      # xyxy
+    per_image = {1: {"boxes": boxes, "scores": torch.tensor([0.9, 0.3]), "labels": torch.tensor([1, 1])},
+                 2: (tv.tensor(np.array([[5.0, 5, 25, 25]])), tv.tensor(np.array([0.5])), np.array([2]))}
+    res = COCOEvaluator(gt).evaluate(per_image)
+    dets = [_det(1, 1, [0, 0, 10, 10], float(np.float32(0.9))), _det(1, 1, [1, 1, 8, 8], float(np.float32(0.3))),
+            _det(2, 2, [5, 5, 20, 20], 0.5)]
+    assert_same(res, reference_eval(gt, dets))
+
+
+def test_pycocotools_objects_as_input(datasets):
+    import contextlib
+    import io
+    from pycocotools.coco import COCO
+    gt, dets = datasets["plain"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = copy.deepcopy(gt)
+        coco.createIndex()
+        loaded = coco.loadRes(copy.deepcopy(dets))
+    res = COCOEvaluator(coco).evaluate(loaded)
+    np.testing.assert_array_equal(res.precision, tv_eval(gt, dets).precision)

@@ -64,7 +64,8 @@ def random_images(rng, n_images, n_classes=3, max_gt=5, max_det=10):
             db[near] = gb[rng.integers(0, g, d)][near] + rng.normal(0, 2, (d, 4))[near]
             db[:, 2:] = np.maximum(db[:, 2:], db[:, :2])
         targets.append({"boxes": gb, "labels": rng.integers(0, n_classes, g)})
-        preds.append({"boxes": db, "scores": rng.random(d), "labels": rng.integers(0, n_classes, d)})
+        preds.append({"boxes": db, "scores": rng.random(d),
+                      "labels": rng.integers(0, n_classes, d)})
     return preds, targets
 
 

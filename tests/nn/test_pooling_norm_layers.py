@@ -138,3 +138,39 @@ def test_return_indices_layers():
     y, i = nn.AdaptiveMaxPool2d(4, return_indices=True)(tv.tensor(x))
     ty, ti = tnn.AdaptiveMaxPool2d(4, return_indices=True)(torch.tensor(x))
     np.testing.assert_array_equal(i.numpy(), ti.numpy())
+
+
+# --------------------------------------------------------------------------------------
+# The docstring examples and docs/pooling_norm.md run as written
+# --------------------------------------------------------------------------------------
+MODULES = [
+    "tinyvision.functional.pooling",
+    "tinyvision.functional.resample",
+    "tinyvision.functional.normalization",
+    "tinyvision.functional.dropout",
+    "tinyvision.nn.pooling",
+    "tinyvision.nn.normalization",
+    "tinyvision.nn.upsample",
+]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_doctests(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module),
+                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"no doctests in {module}"
+    assert result.failed == 0, f"{result.failed} of {result.attempted} doctests in {module} failed"
+
+
+def test_docs_pooling_norm_snippets():
+    import doctest
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "docs" / "pooling_norm.md"
+    result = doctest.testfile(str(path), module_relative=False,
+                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 10
+    assert result.failed == 0, f"{result.failed} of {result.attempted} snippets in docs/pooling_norm.md failed"

@@ -163,3 +163,20 @@ def test_bad_input():
         coder.decode_single(np.zeros((2, 4)), np.ones((3, 4)))
     assert coder.decode_single(np.zeros((0, 4)), np.zeros((0, 4))).shape == (0, 4)
     assert coder.encode_single(np.zeros((0, 4)), np.zeros((0, 4))).shape == (0, 4)
+
+
+def test_decode_list_form_with_tensor_codes_is_differentiable():
+    rng = np.random.default_rng(5)
+    coder = BoxCoder()
+    anchors = [boxes(rng, 2), boxes(rng, 3)]
+    codes = rng.normal(0, 1, (5, 8))
+    c = tv.tensor(codes, requires_grad=True)
+    out = coder.decode(c, anchors)
+    assert isinstance(out, tv.Tensor) and out.shape == (5, 2, 4)
+    np.testing.assert_allclose(out.numpy(), coder.decode(codes, anchors))
+    g = rng.standard_normal((5, 2, 4))
+    out.backward(g)
+    tc = torch.tensor(codes, requires_grad=True)
+    tv_decode_single(tc, torch.from_numpy(np.concatenate(anchors)), (1.0, 1.0, 1.0, 1.0)).reshape(5, -1, 4).backward(
+        torch.from_numpy(g))
+    np.testing.assert_allclose(c.grad.numpy(), tc.grad.numpy(), rtol=1e-12, atol=1e-12)

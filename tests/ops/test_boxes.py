@@ -6,7 +6,7 @@ not import here), a plain-loop reference, and hand-computed golden values.
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -207,6 +207,19 @@ def test_box_iou_bitwise_equal_to_torchvision_formula_and_loop(rng, dtype):
     ref = np.where(np.isnan(ref), 0, ref)
     np.testing.assert_array_equal(ours, ref)
     np.testing.assert_array_equal(ours, box_iou_reference(b1, b2))
+    # both kernels (parallel and serial) on the same input
+    from tinyvision.kernels.cpu.boxes import box_iou_kernel, box_iou_kernel_serial
+
+    for kernel in (box_iou_kernel, box_iou_kernel_serial):
+        out = np.empty_like(ours)
+        kernel(b1, b2, out)
+        np.testing.assert_array_equal(out, ours)
+    big1, big2 = random_boxes(rng, 300, dtype), random_boxes(rng, 260, dtype)   # parallel path
+    serial = np.empty((300, 260), dtype)
+    box_iou_kernel_serial(big1, big2, serial)
+    np.testing.assert_array_equal(box_iou(big1, big2), serial)
+    ref = tv_box_iou(torch.from_numpy(big1), torch.from_numpy(big2)).numpy()
+    np.testing.assert_array_equal(box_iou(big1, big2), np.where(np.isnan(ref), 0, ref))
 
 
 def test_box_iou_non_numba_path_equals_kernel(rng):

@@ -132,3 +132,75 @@ def test_giou_loss_golden_and_edges():
         generalized_box_iou_loss(np.zeros((2, 3)), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="broadcast"):
         generalized_box_iou_loss(np.zeros((2, 4)), np.zeros((3, 4)))
+
+
+# ---------------------------------------------------------------------------------------
+# distance_box_iou_loss
+# ---------------------------------------------------------------------------------------
+from tinyvision.ops import distance_box_iou_loss  # noqa: E402
+
+
+def tv_diou_loss(boxes1, boxes2, reduction="none", eps=1e-7):
+    """torchvision's distance_box_iou_loss (_diou_iou_loss), re-typed."""
+    x1, y1, x2, y2 = boxes1.unbind(dim=-1)
+    x1g, y1g, x2g, y2g = boxes2.unbind(dim=-1)
+    xkis1, ykis1 = torch.max(x1, x1g), torch.max(y1, y1g)
+    xkis2, ykis2 = torch.min(x2, x2g), torch.min(y2, y2g)
+    intsct = torch.zeros_like(x1)
+    mask = (ykis2 > ykis1) & (xkis2 > xkis1)
+    intsct[mask] = (xkis2[mask] - xkis1[mask]) * (ykis2[mask] - ykis1[mask])
+    union = (x2 - x1) * (y2 - y1) + (x2g - x1g) * (y2g - y1g) - intsct
+    iou = intsct / (union + eps)
+    xc1, yc1 = torch.min(x1, x1g), torch.min(y1, y1g)
+    xc2, yc2 = torch.max(x2, x2g), torch.max(y2, y2g)
+    diag = ((xc2 - xc1) ** 2) + ((yc2 - yc1) ** 2) + eps
+    x_p, y_p = (x2 + x1) / 2, (y2 + y1) / 2
+    x_g, y_g = (x1g + x2g) / 2, (y1g + y2g) / 2
+    cd = ((x_p - x_g) ** 2) + ((y_p - y_g) ** 2)
+    loss = 1 - iou + (cd / diag)
+    if reduction == "mean":
+        loss = loss.mean() if loss.numel() > 0 else 0.0 * loss.sum()
+    elif reduction == "sum":
+        loss = loss.sum()
+    return loss
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("integer", [False, True])
+def test_diou_loss_matches_torch_forward_and_gradients(rng, dtype, reduction, integer):
+    b1, b2 = boxes(rng, 40, integer), boxes(rng, 40, integer)
+    b2[:5] = b1[:5]
+    p = tv.tensor(b1.astype(dtype), requires_grad=True)
+    t = tv.tensor(b2.astype(dtype), requires_grad=True)
+    loss = distance_box_iou_loss(p, t, reduction=reduction)
+    g = np.random.default_rng(1).standard_normal(loss.shape).astype(dtype)
+    loss.backward(g)
+    tp = torch.tensor(b1.astype(dtype), requires_grad=True)
+    tt = torch.tensor(b2.astype(dtype), requires_grad=True)
+    tl = tv_diou_loss(tp, tt, reduction=reduction)
+    tl.backward(torch.from_numpy(np.asarray(g)))
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    for o, r in ((loss, tl.detach()), (p.grad, tp.grad), (t.grad, tt.grad)):
+        assert o.dtype == dtype
+        np.testing.assert_allclose(o.numpy(), r.numpy(), **tol)
+
+
+@settings(max_examples=10)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["none", "mean", "sum"]))
+def test_diou_loss_gradcheck_float64(seed, reduction):
+    rng = np.random.default_rng(seed)
+    b1, b2 = boxes(rng, 4), boxes(rng, 4)
+    assert gradcheck(lambda a, b: distance_box_iou_loss(a, b, reduction=reduction), b1, b2)
+
+
+def test_diou_loss_properties_and_edges(rng):
+    b1, b2 = boxes(rng, 30), boxes(rng, 30)
+    loss = distance_box_iou_loss(b1, b2).numpy()
+    assert np.all((loss >= 0) & (loss <= 2))
+    np.testing.assert_allclose(distance_box_iou_loss(b1, b1).numpy(), 0, atol=1e-6)
+    np.testing.assert_allclose(loss, distance_box_iou_loss(b2, b1).numpy(), atol=1e-12)
+    m = distance_box_iou_loss(np.zeros((0, 4)), np.zeros((0, 4)), reduction="mean")
+    assert float(m) == 0.0
+    with pytest.raises(ValueError, match="reduction"):
+        distance_box_iou_loss(b1, b2, reduction="max")

@@ -1,7 +1,7 @@
 """nms and batched_nms: torchvision's rule, tie order, kernels vs the plain-loop reference."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -173,6 +173,33 @@ def test_grid_kernel_large_and_mixed_sizes(rng):
     np.testing.assert_array_equal(run_kernel(nms_sorted_greedy, boxes, scores, 0.5), numpy_greedy_nms(boxes, scores, 0.5))
 
 
+@pytest.mark.parametrize("case", ["wide_spread", "tiny", "huge_among_small", "lines", "float64_far", "stacked"])
+@pytest.mark.parametrize("thr", [0.0, 1e-9, 0.3, 0.5, 0.9, 0.999999, 1.0])
+def test_grid_kernel_adversarial_layouts(rng, case, thr):
+    n = 400
+    if case == "wide_spread":       # corners spread over 1e6, boxes ~10: nearly empty grid
+        boxes = random_boxes(rng, n, np.float32, span=1e6, max_wh=10)
+    elif case == "tiny":            # sub-pixel boxes, many overlapping
+        boxes = random_boxes(rng, n, np.float64, span=1e-3, max_wh=1e-3)
+    elif case == "huge_among_small":  # corners within 1 unit, a few boxes 1e6 wide
+        boxes = random_boxes(rng, n, np.float32, span=1.0, max_wh=2.0)
+        boxes[::37, 2:] += np.float32(1e6)
+    elif case == "lines":           # zero-width and zero-height boxes mixed with normal ones
+        boxes = random_boxes(rng, n, np.float32, span=50, max_wh=20)
+        boxes[::3, 2] = boxes[::3, 0]
+        boxes[1::3, 3] = boxes[1::3, 1]
+    elif case == "float64_far":     # far from the origin: float64 round-off in widths
+        boxes = random_boxes(rng, n, np.float64, span=100, max_wh=30) + 1e12
+    else:                           # many near-identical boxes on top of each other
+        base = random_boxes(rng, 20, np.float32, span=100, max_wh=30)
+        boxes = (np.repeat(base, 20, axis=0) + rng.normal(0, 0.5, (n, 4))).astype(np.float32)
+        boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2])
+    scores = rng.random(n).astype(boxes.dtype)
+    ref = run_kernel(nms_sorted_greedy, boxes, scores, thr)
+    np.testing.assert_array_equal(run_kernel(nms_sorted_grid, boxes, scores, thr), ref)
+    np.testing.assert_array_equal(nms(boxes, scores, thr), ref)
+
+
 def test_batched_kernel_segments(rng):
     boxes = random_boxes(rng, 500, np.float64)
     scores = rng.random(500)
@@ -254,5 +281,10 @@ def test_batched_nms_equals_per_class_nms_merged(inp, seed, n_classes):
     merged = merged[np.argsort(-scores[merged], kind="stable")]
     np.testing.assert_array_equal(keep, merged)
     np.testing.assert_array_equal(keep, batched_nms_reference(boxes, scores, idxs, thr))
+    # within a class, kept boxes overlap at most the threshold; across classes anything goes
+    iou = box_iou(boxes[keep], boxes[keep]).astype(np.float64)
+    same_class = idxs[keep][:, None] == idxs[keep][None, :]
+    np.fill_diagonal(same_class, False)
+    assert np.all(iou[same_class] <= thr)
     # one class: plain nms
     np.testing.assert_array_equal(batched_nms(boxes, scores, np.zeros(len(boxes), int), thr), nms(boxes, scores, thr))

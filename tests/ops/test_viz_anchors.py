@@ -37,6 +37,7 @@ def test_draw_anchors_makes_a_figure(tmp_path):
 @pytest.mark.parametrize("module", [
     "tinyvision.ops", "tinyvision.ops.boxes", "tinyvision.ops.nms", "tinyvision.ops.anchors",
     "tinyvision.ops.box_coder", "tinyvision.ops.matcher", "tinyvision.ops.giou_loss",
+    "tinyvision.ops.diou_loss",
 ])
 def test_docstring_examples_run(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)

@@ -126,9 +126,12 @@ class MaxDim(Function):
         xp = get_array_module(gy)
         if not self.keepdim:
             gy = xp.expand_dims(gy, self.axis)
-        gx = xp.zeros(self.shape, dtype=gy.dtype)
-        xp.put_along_axis(gx, self.idx, gy, axis=self.axis)
-        return gx
+        # one-hot along the axis: position k == the kept index (idx has size 1 on that axis)
+        positions = xp.arange(self.shape[self.axis]).reshape(
+            [-1 if a == self.axis else 1 for a in range(len(self.shape))]
+        )
+        zero = xp.zeros((), dtype=gy.dtype)
+        return xp.where(positions == self.idx, gy, zero)
 
 
 class Var(Function):

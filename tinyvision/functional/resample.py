@@ -169,7 +169,7 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
 
     >>> import numpy as np, tinyvision as tv
     >>> x = tv.tensor(np.array([[[[0., 1.]]]]))
-    >>> interpolate(x, scale_factor=2, mode="bilinear").numpy()
+    >>> interpolate(x, scale_factor=(1, 2), mode="bilinear").numpy()
     array([[[[0.  , 0.25, 0.75, 1.  ]]]])
     >>> interpolate(x, size=(1, 4), mode="nearest").numpy()
     array([[[[0., 0., 1., 1.]]]])

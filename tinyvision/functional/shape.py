@@ -75,6 +75,7 @@ class Expand(Function):
 
 
 def _unwrap_index(index):
+    """Tensors in an index become their arrays; a list becomes an index array (NumPy's rule)."""
     if isinstance(index, Tensor):
         return index.data
     if isinstance(index, tuple):
@@ -82,6 +83,15 @@ def _unwrap_index(index):
     if isinstance(index, list):
         return np.asarray(index)
     return index
+
+
+def _index_on(xp, index):
+    """Move the index arrays of ``index`` to the array module ``xp`` of the indexed tensor."""
+    if xp is np:
+        return index
+    if isinstance(index, tuple):
+        return tuple(xp.asarray(i) if isinstance(i, np.ndarray) else i for i in index)
+    return xp.asarray(index) if isinstance(index, np.ndarray) else index
 
 
 class GetItem(Function):
@@ -96,6 +106,7 @@ class GetItem(Function):
 
     def forward(self, x):
         self.shape, self.dtype = x.shape, x.dtype
+        self.index = _index_on(get_array_module(x), self.index)
         try:
             return x[self.index]
         except IndexError as e:

@@ -2,7 +2,8 @@
 
 * :mod:`~tinyvision.metrics.classification` — confusion matrix, precision / recall / F-beta /
   specificity / accuracy (scikit-learn's semantics), precision-recall curve, average precision.
-* :mod:`~tinyvision.metrics.coco` — ``COCOEvaluator``: pycocotools' COCO evaluation, number for number.
+* :mod:`~tinyvision.metrics.coco` — ``COCOEvaluator``: pycocotools' COCO evaluation, number for
+  number.
 * :mod:`~tinyvision.metrics.voc` — Pascal VOC AP (11-point and all-point), the devkit's matching.
 * :mod:`~tinyvision.metrics.recall` — the textbook average recall AR = 2 * integral of
   recall(IoU) over [0.5, 1] (Hosang et al.) and its class mean mAR.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import operator
 import os
 
 import numpy as np
@@ -75,7 +76,7 @@ def _column(records, name, where, fields, dtype_kinds, default=None):
         return np.zeros(0, dtype=np.int64 if "f" not in dtype_kinds else np.float64)
     try:
         if default is None:
-            values = [r[name] for r in records]
+            values = list(map(operator.itemgetter(name), records))   # the fast path
         else:
             values = [r.get(name, default) for r in records]
         arr = np.array(values)
@@ -99,7 +100,7 @@ def _boxes(records, where, fields):
     if n == 0:
         return np.zeros((0, 4))
     try:
-        bb = [r["bbox"] for r in records]
+        bb = list(map(operator.itemgetter("bbox"), records))
         lengths = np.fromiter(map(len, bb), dtype=np.int64, count=n)
         if (lengths != 4).any():
             raise ValueError("bbox length")
@@ -139,6 +140,8 @@ class GroundTruth:
     """
 
     def __init__(self, dataset):
+        if isinstance(getattr(dataset, "dataset", None), dict):     # a pycocotools COCO object
+            dataset = dataset.dataset
         if isinstance(dataset, (str, os.PathLike)):
             dataset = _load_json(dataset, "ground truth")
         if not isinstance(dataset, dict):
@@ -214,10 +217,15 @@ class Detections:
 
 
 def _to_numpy(x):
-    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
-        x = x.numpy()
-    if hasattr(x, "get") and type(x).__module__.startswith("cupy"):
-        x = x.get()
+    """NumPy array from a NumPy/CuPy array, a tinyvision or torch tensor, or a list."""
+    if isinstance(x, np.ndarray):
+        return x
+    if type(x).__module__.startswith("cupy"):
+        return x.get()
+    if hasattr(x, "detach"):                  # torch.Tensor
+        x = x.detach().cpu()
+    if hasattr(x, "numpy"):                   # tinyvision / torch tensors
+        return _to_numpy(x.numpy())
     return np.asarray(x)
 
 
@@ -287,6 +295,8 @@ def load_detections(detections, box_format="xyxy"):
     per-image arrays are a dict ``image_id -> (boxes (N, 4), scores (N,), labels (N,))``
     (or ``{"boxes":, "scores":, "labels":}``) with boxes in ``box_format``.
     """
+    if isinstance(getattr(detections, "dataset", None), dict):   # COCO.loadRes(...) output
+        detections = detections.dataset.get("annotations", [])
     if isinstance(detections, (str, os.PathLike)):
         detections = _load_json(detections, "results")
         if not isinstance(detections, list):

@@ -93,8 +93,8 @@ def _as_numpy(x, name: str) -> np.ndarray:
 
 def _check_no_nan(a: np.ndarray, name: str) -> None:
     if a.dtype.kind in "fc" and np.isnan(a).any():
-        raise ValueError(f"{name} contains NaN (at index {int(np.flatnonzero(np.isnan(a).ravel())[0])}); "
-                         f"shape {a.shape}")
+        first = int(np.flatnonzero(np.isnan(a).ravel())[0])
+        raise ValueError(f"{name} contains NaN (at flat index {first}); shape {a.shape}")
 
 
 def _as_labels(x, name: str) -> np.ndarray:
@@ -163,6 +163,10 @@ def _resolve_labels(y_true, y_pred, labels, num_classes, name_labels="labels"):
     """The label list of the matrix, and y_true / y_pred as indices into it (or -1)."""
     if labels is not None and num_classes is not None:
         raise ValueError("give labels or num_classes, not both")
+    numeric = (y_true.dtype.kind in "biuf", y_pred.dtype.kind in "biuf")
+    if y_true.size and y_pred.size and numeric[0] != numeric[1]:
+        raise ValueError(f"y_true (dtype {y_true.dtype}) and y_pred (dtype {y_pred.dtype}) mix "
+                         "numbers and strings")
     if num_classes is not None:
         if not isinstance(num_classes, numbers.Integral) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")

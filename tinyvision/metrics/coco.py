@@ -31,8 +31,10 @@ The algorithm, in pycocotools' words but on arrays:
 
 Conventions kept from pycocotools (``mode="pycocotools"``, the default):
 
-* the ``np.spacing(1)`` in the precision denominator: a perfect detector scores
-  AP = 0.9999999999999998, not 1;
+* the ``np.spacing(1)`` in the precision denominator: a category whose precision envelope
+  peaks at the first true positive scores 1 / (1 + 2.2e-16) = 0.9999999999999998, not 1 (from
+  two true positives on the eps is lost to rounding);
+* float64 thresholds: ``np.linspace(.5, .95, 10)``, whose element 8 is 0.8999999999999999;
 * ``stats[0]`` (AP @ IoU .50:.95) looks up ``maxDets == 100`` literally: it is -1 when 100 is not
   in ``params.maxDets``; stats 1-5 and 8-11 use ``maxDets[2]``, stats 6/7 ``maxDets[0]``/``[1]``
   (so fewer than three maxDets values cannot be summarized: ``stats`` raises);
@@ -45,10 +47,12 @@ Conventions kept from pycocotools (``mode="pycocotools"``, the default):
   false positives; a category without detections gives AP 0 (not -1).
 
 ``mode="fixed"`` reproduces faster-coco-eval (1.8) instead: no ``np.spacing`` (perfect AP is
-exactly 1; precision is 0 before any detection counts), stats[0] at ``maxDets[-1]``, and
-faster-coco-eval's stats
-layout: AP, AP50, AP75 and AP per area range at ``maxDets[-1]``, then AR per maxDets value and
-AR per area range at ``maxDets[-1]`` (the 12 familiar stats for the default parameters).
+exactly 1; precision is 0 before any detection counts), every recall threshold past the end
+of the curve set to 0 (pycocotools stops at the first one, which matters only for unsorted
+``recThrs``), stats[0] at ``maxDets[-1]``, and faster-coco-eval's stats layout: AP, AP50, AP75
+and AP per area range at ``maxDets[-1]``, then AR per maxDets value and AR per area range at
+``maxDets[-1]`` (the 12 familiar stats for the default parameters). Matching, ignore rules and
+the gt-id-0 quirk are the same in both modes.
 
 Not supported: ``iou_type="segm"`` and ``"keypoints"`` (they raise ``NotImplementedError``).
 
@@ -57,6 +61,9 @@ detections whose ``category_id`` is not a category of the ground truth (pycocoto
 them silently: pass ``unknown_categories="ignore"`` for that), negative box widths or heights,
 NaN scores. Annotations without ``iscrowd`` are taken as ``iscrowd = 0`` (pycocotools raises
 a KeyError). An empty result list evaluates to AP 0 (pycocotools raises an IndexError).
+Ids must be integers (integral floats such as 1.0 are accepted, as pycocotools' dict lookups
+do); string ids are not supported. Box coordinates are read as float64 (pycocotools computes a
+result's area ``w * h`` in the coordinates' own type, which differs only for float32 boxes).
 
 Example
 -------
@@ -317,7 +324,8 @@ class COCOEvaluator:
     """pycocotools-exact COCO box evaluation.
 
     Args:
-        gt: a COCO ground-truth dict, or the path of its JSON file. Required fields:
+        gt: a COCO ground-truth dict, the path of its JSON file, or a pycocotools ``COCO``
+            object (its ``dataset`` is read). Required fields:
             ``images[*].id``, ``categories[*].id``, ``annotations[*]`` with ``id``,
             ``image_id``, ``category_id``, ``bbox`` [x, y, w, h] and ``area``
             (``iscrowd`` defaults to 0).
@@ -343,7 +351,8 @@ class COCOEvaluator:
 
         Args:
             detections: a results JSON path, a list of COCO result dicts (``image_id``,
-                ``category_id``, ``bbox`` [x, y, w, h], ``score``), or per-image arrays: a dict
+                ``category_id``, ``bbox`` [x, y, w, h], ``score``), the ``COCO`` object
+                ``COCO.loadRes`` returns, or per-image arrays: a dict
                 ``image_id -> (boxes float[N, 4], scores float[N], labels int[N])`` (or
                 ``{"boxes", "scores", "labels"}`` dicts, torchvision's output) with boxes in
                 ``box_format``.

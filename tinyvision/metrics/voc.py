@@ -4,8 +4,9 @@ Matching, per class (Everingham et al., "The PASCAL Visual Object Classes (VOC) 
 IJCV 2010, Sec. 4.2; the devkit's ``VOCevaldet.m``; py-faster-rcnn's ``voc_eval.py``):
 
 1. All detections of the class, from all images, are sorted by decreasing score. The sort is
-   *stable*: equal scores keep the order in which they were given (image by image, then the
-   order inside each image).
+   *stable* (MATLAB's ``sort`` is): equal scores keep the order in which they were given
+   (image by image, then the order inside each image). py-faster-rcnn's ``np.argsort`` is not
+   stable, so its AP can depend on how ties happen to be ordered.
 2. Each detection, in that order, looks at the ground-truth boxes of its image and class and
    takes the one of largest overlap ``ovmax`` (ties: the first gt). Overlap uses the devkit's
    +1 pixel convention (``pixel_offset=1``): a box (x1, y1, x2, y2) covers the pixels x1..x2
@@ -124,8 +125,11 @@ def voc_box_iou(boxes1, boxes2, pixel_offset=1.0):
     b1 = np.asarray(boxes1, dtype=np.float64).reshape(-1, 4)
     b2 = np.asarray(boxes2, dtype=np.float64).reshape(-1, 4)
     off = float(pixel_offset)
-    iw = np.minimum(b1[:, None, 2], b2[None, :, 2]) - np.maximum(b1[:, None, 0], b2[None, :, 0]) + off
-    ih = np.minimum(b1[:, None, 3], b2[None, :, 3]) - np.maximum(b1[:, None, 1], b2[None, :, 1]) + off
+    # same operation order as the devkit: (min(x2) - max(x1)) + 1
+    x1, y1, x2, y2 = (b1[:, None, i] for i in range(4))      # (N, 1) each
+    u1, v1, u2, v2 = (b2[None, :, i] for i in range(4))      # (1, M) each
+    iw = (np.minimum(x2, u2) - np.maximum(x1, u1)) + off
+    ih = (np.minimum(y2, v2) - np.maximum(y1, v1)) + off
     a1 = (b1[:, 2] - b1[:, 0] + off) * (b1[:, 3] - b1[:, 1] + off)
     a2 = (b2[:, 2] - b2[:, 0] + off) * (b2[:, 3] - b2[:, 1] + off)
     overlap = (iw > 0) & (ih > 0)

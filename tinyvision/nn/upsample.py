@@ -13,7 +13,7 @@ class Upsample(Module):
     >>> import numpy as np, tinyvision as tv
     >>> Upsample(scale_factor=2)(tv.tensor(np.array([[[[1., 2.]]]]))).numpy()
     array([[[[1., 1., 2., 2.],
-             [1., 1., 2., 2.]]]], dtype=float32)
+             [1., 1., 2., 2.]]]])
     """
 
     def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,

@@ -1,7 +1,8 @@
 """Vision ops with torchvision.ops' names: boxes, IoU, NMS, anchors, box coding, matching.
 
-Arrays in -> arrays out, Tensors in -> Tensors out (NumPy or CuPy); the one differentiable op
-here is :func:`generalized_box_iou_loss` (and :meth:`BoxCoder.decode_single` on Tensors).
+Arrays in -> arrays out, Tensors in -> Tensors out (NumPy or CuPy). The differentiable ops
+here are the box-regression losses :func:`generalized_box_iou_loss` and
+:func:`distance_box_iou_loss` (and :meth:`BoxCoder.decode_single` on Tensors).
 Conventions (0/0 in IoU, NMS score ties, matcher sentinels) are stated in each module.
 
 >>> import numpy as np
@@ -26,6 +27,7 @@ from .boxes import (
     generalized_box_iou,
     remove_small_boxes,
 )
+from .diou_loss import distance_box_iou_loss
 from .giou_loss import generalized_box_iou_loss
 from .matcher import Matcher
 from .nms import batched_nms, nms
@@ -33,5 +35,6 @@ from .nms import batched_nms, nms
 __all__ = [
     "box_convert", "box_area", "box_iou", "generalized_box_iou", "distance_box_iou",
     "complete_box_iou", "clip_boxes_to_image", "remove_small_boxes", "generalized_box_iou_loss",
+    "distance_box_iou_loss",
     "nms", "batched_nms", "AnchorGenerator", "retinanet_anchor_generator", "BoxCoder", "Matcher",
 ]

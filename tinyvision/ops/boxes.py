@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
-from ._utils import check_boxes, check_finite, check_real, float_for_ratio, unwrap, upcast, wrap
+from ._utils import check_boxes, check_finite, float_for_ratio, unwrap, upcast, wrap
 
 __all__ = [
     "box_convert",
@@ -223,11 +223,9 @@ def box_iou(boxes1, boxes2):
     """
     xp, b1, b2, as_tensor = _prepare_pair(boxes1, boxes2)
     if xp is np and b1.dtype in (np.float32, np.float64):
-        from ..kernels.cpu.boxes import box_iou_kernel
+        from ..kernels.cpu import boxes as cpu_boxes
 
-        out = np.empty((b1.shape[0], b2.shape[0]), dtype=b1.dtype)
-        if out.size:
-            box_iou_kernel(np.ascontiguousarray(b1), np.ascontiguousarray(b2), out)
+        out = cpu_boxes.box_iou(np.ascontiguousarray(b1), np.ascontiguousarray(b2))
         return wrap(out, as_tensor)
     inter, union = _inter_union(xp, b1, b2)
     return wrap(_ratio_zero_on_zero(xp, inter, union), as_tensor)

@@ -40,6 +40,22 @@ def _sum_to(g, shape):
     return g.sum(axis=axes, keepdims=True).reshape(shape)
 
 
+def _reduce(loss, reduction):
+    """torchvision's reductions: "mean" of no pairs is 0 (as 0 * sum), "sum", or "none"."""
+    if reduction == "mean":
+        return loss.mean() if loss.size > 0 else (0.0 * loss.sum())
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def _upstream(xp, gy, loss_shape, reduction, dtype):
+    """dLoss/dL per pair: gy broadcast to the unreduced shape (divided by n for "mean")."""
+    if reduction == "mean":
+        gy = gy / max(int(np.prod(loss_shape)), 1)
+    return xp.broadcast_to(gy, loss_shape).astype(dtype)
+
+
 class GeneralizedBoxIoULoss(Function):
     r"""GIoU loss of paired boxes, elementwise over the leading axes.
 
@@ -101,22 +117,14 @@ class GeneralizedBoxIoULoss(Function):
         loss = 1 - (iou - (area_c - union) / (area_c + eps))
         self.save_for_backward(boxes1, boxes2, m, inter, union, area_c)
         self.loss_shape = loss.shape
-        if self.reduction == "mean":
-            return loss.mean() if loss.size > 0 else (0.0 * loss.sum())
-        if self.reduction == "sum":
-            return loss.sum()
-        return loss
+        return _reduce(loss, self.reduction)
 
     def backward(self, gy):
         boxes1, boxes2, m, inter, union, area_c = self.saved
         xp = get_array_module(gy)
         eps = self.eps
         dt = union.dtype
-        n = int(np.prod(self.loss_shape))
-        if self.reduction == "mean":
-            g = xp.broadcast_to(gy / max(n, 1), self.loss_shape).astype(dt)
-        else:
-            g = xp.broadcast_to(gy, self.loss_shape).astype(dt)
+        g = _upstream(xp, gy, self.loss_shape, self.reduction, dt)
         a = [boxes1[..., k] for k in range(4)]
         b = [boxes2[..., k] for k in range(4)]
         kx1, ky1 = xp.maximum(a[0], b[0]), xp.maximum(a[1], b[1])
@@ -201,6 +209,12 @@ def generalized_box_iou_loss(boxes1, boxes2, reduction: str = "none", eps: float
     """
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    b1, b2 = _check_pair(boxes1, boxes2)
+    return GeneralizedBoxIoULoss(reduction, eps)(b1, b2)
+
+
+def _check_pair(boxes1, boxes2):
+    """Float inputs of shapes (..., 4) that broadcast together."""
     b1 = _float_input(boxes1, "boxes1")
     b2 = _float_input(boxes2, "boxes2")
     s1 = tuple(b1.shape)
@@ -211,4 +225,4 @@ def generalized_box_iou_loss(boxes1, boxes2, reduction: str = "none", eps: float
         np.broadcast_shapes(s1, s2)
     except ValueError:
         raise ValueError(f"boxes1 {s1} and boxes2 {s2} do not broadcast against each other") from None
-    return GeneralizedBoxIoULoss(reduction, eps)(b1, b2)
+    return b1, b2

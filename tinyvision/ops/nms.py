@@ -24,10 +24,12 @@ Conventions
 Kernels (``tinyvision.kernels.cpu.nms``)
 ----------------------------------------
 :func:`nms_reference` below is the algorithm as a learner writes it (Python loops). The fast
-path is a Numba kernel that never builds the N x N IoU matrix: the kept boxes are filed in a
-uniform grid and each candidate is compared only with the kept boxes of the cells it covers,
-stopping at the first that suppresses it (``nms_sorted_grid``); for a negative threshold
-(every pair suppresses) and small inputs, the textbook O(N * kept) loop (``nms_sorted_greedy``).
+path is a Numba kernel that never builds the N x N IoU matrix (``nms_sorted_grid``): kept boxes
+are filed in a uniform grid by their top-left corner, and a candidate is compared only with the
+kept boxes in the window of cells where a box able to suppress it can lie (bounds from IoU > t,
+derived in the kernel's docstring), stopping at the first that suppresses it. For a negative
+threshold (every pair suppresses) and small inputs, the textbook O(N * kept) loop
+(``nms_sorted_greedy``). Tests check all three agree.
 """
 from __future__ import annotations
 

@@ -4,6 +4,8 @@
 * :func:`crosscheck` — compare a tinyvision function with a PyTorch one, forward and gradients.
 * :mod:`tinyvision.testing.strategies` — Hypothesis strategies for shapes and arrays
   (imported on use: Hypothesis is a test dependency, not a runtime one).
+* :mod:`tinyvision.testing.opcases` — table-driven op tests: one ``OpCase`` line per op,
+  gradchecked and cross-checked against PyTorch (also imported on use).
 * :data:`TOLERANCES` — the one tolerance table the project's tests use.
 """
 from .gradcheck import GradcheckError, gradcheck

@@ -1,4 +1,4 @@
-"""Numba kernel for the pairwise IoU matrix of two sets of (x1, y1, x2, y2) boxes.
+"""Numba kernels for the pairwise IoU matrix of two sets of (x1, y1, x2, y2) boxes.
 
 Same operations, in the same order and dtype, as torchvision's ``box_iou``::
 
@@ -7,42 +7,69 @@ Same operations, in the same order and dtype, as torchvision's ``box_iou``::
     inter = w * h ;  union = area1[i] + area2[j] - inter ;  iou = inter / union
 
 except one documented convention: where union == 0 (two zero-area boxes) the IoU is 0, where
-torchvision gives 0 / 0 = NaN. Each output element is written once; rows run in parallel
-(``prange`` over i: the rows are independent outputs).
+torchvision gives 0 / 0 = NaN. Each output element is written once.
+
+Two entry points with one row routine: ``box_iou_kernel`` runs the rows in parallel (``prange``
+over i: the rows are independent outputs) and ``box_iou_kernel_serial`` in one thread — for
+small matrices, where starting the thread pool costs more than the work.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["box_iou_kernel"]
+__all__ = ["box_iou_kernel", "box_iou_kernel_serial", "box_iou"]
+
+PARALLEL_MIN_ELEMENTS = 1 << 16  # below this many outputs the serial kernel is used
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _iou_row(ax1, ay1, ax2, ay2, bx1, by1, bx2, by2, area2, row):
+    """row[j] = IoU(box a, box j of the second set), for every j."""
+    area1 = (ax2 - ax1) * (ay2 - ay1)
+    zero = ax1 - ax1
+    for j in range(row.shape[0]):
+        w = min(ax2, bx2[j]) - max(ax1, bx1[j])
+        h = min(ay2, by2[j]) - max(ay1, by1[j])
+        w = max(w, zero)  # clamp(min=0): disjoint boxes have no overlap
+        h = max(h, zero)
+        inter = w * h
+        union = area1 + area2[j] - inter
+        iou = inter / union
+        row[j] = iou if union != zero else zero
+
+
+@njit(cache=True)
+def _columns(boxes2):
+    # The columns of the second set as contiguous arrays, so the loop over j streams.
+    bx1 = np.ascontiguousarray(boxes2[:, 0])
+    by1 = np.ascontiguousarray(boxes2[:, 1])
+    bx2 = np.ascontiguousarray(boxes2[:, 2])
+    by2 = np.ascontiguousarray(boxes2[:, 3])
+    return bx1, by1, bx2, by2, (bx2 - bx1) * (by2 - by1)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def box_iou_kernel(boxes1, boxes2, out):
     """out[i, j] = IoU(boxes1[i], boxes2[j]); boxes float32 or float64, out of the same dtype."""
-    n = boxes1.shape[0]
-    m = boxes2.shape[0]
-    # Columns of boxes2 as contiguous arrays, so the inner loop over j streams (and vectorises).
-    bx1 = np.ascontiguousarray(boxes2[:, 0])
-    by1 = np.ascontiguousarray(boxes2[:, 1])
-    bx2 = np.ascontiguousarray(boxes2[:, 2])
-    by2 = np.ascontiguousarray(boxes2[:, 3])
-    area2 = (bx2 - bx1) * (by2 - by1)
-    for i in prange(n):
-        ax1 = boxes1[i, 0]
-        ay1 = boxes1[i, 1]
-        ax2 = boxes1[i, 2]
-        ay2 = boxes1[i, 3]
-        area1 = (ax2 - ax1) * (ay2 - ay1)
-        zero = ax1 - ax1
-        row = out[i]
-        for j in range(m):
-            w = min(ax2, bx2[j]) - max(ax1, bx1[j])
-            h = min(ay2, by2[j]) - max(ay1, by1[j])
-            w = max(w, zero)  # clamp(min=0)
-            h = max(h, zero)
-            inter = w * h
-            union = area1 + area2[j] - inter
-            iou = inter / union
-            row[j] = iou if union != zero else zero
+    bx1, by1, bx2, by2, area2 = _columns(boxes2)
+    for i in prange(boxes1.shape[0]):
+        _iou_row(boxes1[i, 0], boxes1[i, 1], boxes1[i, 2], boxes1[i, 3], bx1, by1, bx2, by2, area2, out[i])
+
+
+@njit(cache=True, error_model="numpy")
+def box_iou_kernel_serial(boxes1, boxes2, out):
+    """As :func:`box_iou_kernel`, in one thread."""
+    bx1, by1, bx2, by2, area2 = _columns(boxes2)
+    for i in range(boxes1.shape[0]):
+        _iou_row(boxes1[i, 0], boxes1[i, 1], boxes1[i, 2], boxes1[i, 3], bx1, by1, bx2, by2, area2, out[i])
+
+
+def box_iou(boxes1, boxes2):
+    """The dispatch point: (N, 4), (M, 4) contiguous float arrays of one dtype -> (N, M)."""
+    out = np.empty((boxes1.shape[0], boxes2.shape[0]), dtype=boxes1.dtype)
+    if out.size == 0:
+        return out
+    kernel = box_iou_kernel if out.size >= PARALLEL_MIN_ELEMENTS else box_iou_kernel_serial
+    kernel(boxes1, boxes2, out)
+    return out

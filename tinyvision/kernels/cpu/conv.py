@@ -318,8 +318,12 @@ def conv2d_forward(x, w, stride, padding, dilation, groups, out_size, workspace_
         for g in range(G):
             _im2col(x, g * Cg, Cg, n0, Nc, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, cols)
             w2 = w[g * Fg:(g + 1) * Fg].reshape(Fg, K)
-            yc = (w2 @ cols).reshape(Fg, Nc, OHc, OW)  # (Fg, Nc*OHc*OW) -> per image
-            y[n0:n0 + Nc, g * Fg:(g + 1) * Fg, i0:i0 + OHc] = yc.transpose(1, 0, 2, 3)
+            if Nc == 1 and OHc == OH:
+                # One whole image: y[n0, group g] is a contiguous (Fg, OH*OW) block; GEMM into it.
+                np.matmul(w2, cols, out=y[n0, g * Fg:(g + 1) * Fg].reshape(Fg, OH * OW))
+            else:
+                yc = (w2 @ cols).reshape(Fg, Nc, OHc, OW)  # (Fg, Nc*OHc*OW) -> per image
+                y[n0:n0 + Nc, g * Fg:(g + 1) * Fg, i0:i0 + OHc] = yc.transpose(1, 0, 2, 3)
     return y
 
 
@@ -363,8 +367,8 @@ def conv2d_grad_weight(x, gy, stride, padding, dilation, groups, kernel_size, wo
     G = groups
     Fg, Cg = F // G, C // G
     K = Cg * KH * KW
-    gw = np.zeros((F, K), dtype=x.dtype)
     if _is_pointwise((KH, KW), stride, padding, dilation):
+        gw = np.empty((F, K), dtype=x.dtype)
         for g in range(G):
             gyg = gy[:, g * Fg:(g + 1) * Fg].reshape(N, Fg, OH * OW)
             xg = x[:, g * Cg:(g + 1) * Cg].reshape(N, Cg, H * W)
@@ -372,11 +376,14 @@ def conv2d_grad_weight(x, gy, stride, padding, dilation, groups, kernel_size, wo
             gw[g * Fg:(g + 1) * Fg] = np.matmul(gyg, xg.transpose(0, 2, 1)).sum(axis=0)
         return gw.reshape(F, Cg, KH, KW)
     budget = WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes
+    # Accumulate the transpose gwT = sum cols @ gy2.T, (K, F): with the long (pixel) dimension
+    # as the inner product of two row-major operands, OpenBLAS runs this orientation fastest.
+    gwT = np.zeros((K, F), dtype=x.dtype)
     cols = None
     for n0, Nc, i0, OHc in _chunks(N, OH, OW, K, x.itemsize, budget):
         if cols is None or cols.shape[1] != Nc * OHc * OW:
             cols = np.empty((K, Nc * OHc * OW), dtype=x.dtype)
         for g in range(G):
             _im2col(x, g * Cg, Cg, n0, Nc, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, cols)
-            gw[g * Fg:(g + 1) * Fg] += _gy_chunk(gy, n0, Nc, g * Fg, Fg, i0, OHc) @ cols.T
-    return gw.reshape(F, Cg, KH, KW)
+            gwT[:, g * Fg:(g + 1) * Fg] += cols @ _gy_chunk(gy, n0, Nc, g * Fg, Fg, i0, OHc).T
+    return np.ascontiguousarray(gwT.T).reshape(F, Cg, KH, KW)

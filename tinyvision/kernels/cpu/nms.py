@@ -24,12 +24,12 @@ Two kernels implement the same rule:
 ``nms_sorted_greedy``  the textbook loop: each kept box is compared with every later box that is
                        still alive, O(n * kept). The list of live boxes is compacted as we go so
                        suppressed boxes are never looked at again.
-``nms_sorted_grid``    the same decisions without comparing boxes that cannot overlap: kept boxes
-                       are filed in a uniform grid of cells; a candidate is compared only with the
-                       kept boxes filed in the cells it covers, and stops at the first one that
-                       suppresses it. Valid when ``iou_threshold >= 0`` (then suppression needs
-                       a positive intersection, and two boxes that intersect share a cell). Never
-                       builds an n x n matrix; memory is O(n + filed entries).
+``nms_sorted_grid``    the same decisions without comparing boxes that cannot matter: kept boxes
+                       are filed in a uniform grid by their top-left corner; a candidate scans
+                       only the cells where a kept box able to suppress it can lie (bounds derived
+                       in the kernel's docstring from IoU > t), and stops at the first one that
+                       suppresses it. Valid when ``iou_threshold >= 0``. Never builds an n x n
+                       matrix; memory O(n).
 """
 from __future__ import annotations
 
@@ -80,6 +80,18 @@ def nms_sorted_greedy(x1, y1, x2, y2, iou_threshold, keep):
         n_alive = m
 
 
+@njit(cache=True, inline="always")
+def _cell(v, lo, inv, g):
+    """Grid index floor((v - lo) * inv) clipped to [0, g - 1] — clipped in floating point first,
+    so that a far-away v can never overflow the integer conversion. Monotone in v."""
+    f = (v - lo) * inv
+    if f <= 0.0:
+        return 0
+    if f >= g - 1:
+        return g - 1
+    return int(f)
+
+
 @njit(cache=True, error_model="numpy")
 def nms_sorted_grid(x1, y1, x2, y2, iou_threshold, keep):
     """Greedy NMS on score-sorted boxes, comparing a candidate only with the kept boxes that
@@ -98,9 +110,10 @@ def nms_sorted_grid(x1, y1, x2, y2, iou_threshold, keep):
     corner (x1, y1), and candidate j scans only the cells of the window those bounds allow,
     stopping at the first box that suppresses it. The float IoU can exceed the exact one by a
     few ulps, so the bounds use t (1 - 1e-5) and the window is widened by a relative 1e-7:
-    the window is a superset, never a miss. Kept boxes much larger than average (wider or
-    taller than 4x the mean) would widen every window; they go on a short list that every
-    candidate checks directly. Memory O(n); no n x n matrix.
+    the window is a superset, never a miss. For small thresholds (t < 0.2) the window is set by
+    (a), i.e. by the widest filed box, so kept boxes much larger than average (wider or taller
+    than 4x the mean) are not filed but put on a list that every candidate checks directly.
+    Memory O(n + cells), cells <= ~n; no n x n matrix.
     """
     n = x1.shape[0]
     if n == 0:
@@ -109,7 +122,7 @@ def nms_sorted_grid(x1, y1, x2, y2, iou_threshold, keep):
     areas = (x2 - x1) * (y2 - y1)
 
     t = iou_threshold * (1.0 - 1e-5)
-    ratio = (1.0 - t) / t if t > 0.0 else np.inf        # bound (b): |dx1| < ratio * wj
+    ratio = (1.0 - t) / t if t > 0.0 else 0.0           # bound (b): |dx1| < ratio * wj
 
     mean_w = 0.0
     mean_h = 0.0
@@ -118,8 +131,12 @@ def nms_sorted_grid(x1, y1, x2, y2, iou_threshold, keep):
         mean_h += float(y2[r]) - float(y1[r])
     mean_w /= n
     mean_h /= n
-    cap_w = 4.0 * mean_w                                 # wider than this: the "big" list
-    cap_h = 4.0 * mean_h
+    # Boxes wider or taller than 4x the mean go on the "big" list when the windows are set by
+    # bound (a), i.e. by the widest filed box (t < 0.2, ratio > 4); with a larger t, bound (b)
+    # limits every window to a multiple of the candidate's own size and every box is filed.
+    use_big = ratio > 4.0 or t <= 0.0
+    cap_w = 4.0 * mean_w if use_big else np.inf
+    cap_h = 4.0 * mean_h if use_big else np.inf
 
     # The grid over top-left corners: cells about half a typical search radius wide,
     # at most ~n cells in all.
@@ -128,20 +145,35 @@ def nms_sorted_grid(x1, y1, x2, y2, iou_threshold, keep):
     span_x = float(x1.max()) - lo_x
     span_y = float(y1.max()) - lo_y
     g_max = int(np.sqrt(n)) + 1
-    cell_w = 0.5 * mean_w * min(1.0, ratio)
-    cell_h = 0.5 * mean_h * min(1.0, ratio)
+    shrink = min(1.0, ratio) if t > 0.0 else 1.0
+    cell_w = 0.5 * mean_w * shrink
+    cell_h = 0.5 * mean_h * shrink
     gx = 1
     gy = 1
     if cell_w > 0.0 and span_x > 0.0:
-        gx = min(g_max, max(1, int(span_x / cell_w)))
+        gx = int(min(float(g_max), max(1.0, span_x / cell_w)))  # (float first: no overflow)
     if cell_h > 0.0 and span_y > 0.0:
-        gy = min(g_max, max(1, int(span_y / cell_h)))
-    # cell of coordinate v: floor((v - lo) * inv) clipped to [0, g - 1], monotone in v
+        gy = int(min(float(g_max), max(1.0, span_y / cell_h)))
+    # cell of coordinate v: _cell(v, lo, inv, g), monotone in v
     inv_x = gx / span_x if span_x > 0.0 else 0.0
     inv_y = gy / span_y if span_y > 0.0 else 0.0
 
-    head = np.full(gx * gy, -1, dtype=np.int64)           # head[c]: last box filed in cell c
-    nxt = np.empty(n, dtype=np.int64)                     # nxt[k]: the box filed before k there
+    # Each cell owns a contiguous block of slots, as many as boxes have their corner in it
+    # (an upper bound on the kept ones); kept boxes are copied into their cell's block in
+    # score order, so a scan reads consecutive memory instead of chasing pointers.
+    cell_of = np.empty(n, dtype=np.int64)
+    start = np.zeros(gx * gy + 1, dtype=np.int64)
+    for r in range(n):
+        cell_of[r] = _cell(float(y1[r]), lo_y, inv_y, gy) * gx + _cell(float(x1[r]), lo_x, inv_x, gx)
+        start[cell_of[r] + 1] += 1
+    for c in range(gx * gy):
+        start[c + 1] += start[c]
+    fill = np.zeros(gx * gy, dtype=np.int64)             # kept boxes filed per cell so far
+    kx1 = np.empty_like(x1)                               # filed boxes, cell by cell
+    ky1 = np.empty_like(y1)
+    kx2 = np.empty_like(x2)
+    ky2 = np.empty_like(y2)
+    ka = np.empty_like(areas)
     big = np.empty(n, dtype=np.int64)
     n_big = 0
     filed_w = 0.0                                         # widest / tallest box filed so far
@@ -163,24 +195,28 @@ def nms_sorted_grid(x1, y1, x2, y2, iou_threshold, keep):
             # window of corners (x1k, y1k) allowed by (a) and (b), widened slightly
             fx1 = float(jx1)
             fy1 = float(jy1)
-            left = min(filed_w, ratio * wj)
-            right = min(wj, ratio * wj)
-            up = min(filed_h, ratio * hj)
-            down = min(hj, ratio * hj)
+            left = filed_w                                # (a): x1j - wk < x1k < x2j
+            right = wj
+            up = filed_h
+            down = hj
+            if t > 0.0:                                   # (b): |x1k - x1j| < ratio * wj
+                left = min(left, ratio * wj)
+                right = min(right, ratio * wj)
+                up = min(up, ratio * hj)
+                down = min(down, ratio * hj)
             mx = 1e-7 * (abs(fx1) + wj + filed_w) + 1e-300
             my = 1e-7 * (abs(fy1) + hj + filed_h) + 1e-300
-            cx0 = max(0, min(gx - 1, int(np.floor((fx1 - left - mx - lo_x) * inv_x))))
-            cx1 = max(0, min(gx - 1, int(np.floor((fx1 + right + mx - lo_x) * inv_x))))
-            cy0 = max(0, min(gy - 1, int(np.floor((fy1 - up - my - lo_y) * inv_y))))
-            cy1 = max(0, min(gy - 1, int(np.floor((fy1 + down + my - lo_y) * inv_y))))
+            cx0 = _cell(fx1 - left - mx, lo_x, inv_x, gx)
+            cx1 = _cell(fx1 + right + mx, lo_x, inv_x, gx)
+            cy0 = _cell(fy1 - up - my, lo_y, inv_y, gy)
+            cy1 = _cell(fy1 + down + my, lo_y, inv_y, gy)
             for cy in range(cy0, cy1 + 1):
                 for cx in range(cx0, cx1 + 1):
-                    k = head[cy * gx + cx]
-                    while k >= 0:
-                        if _iou(x1[k], y1[k], x2[k], y2[k], areas[k], jx1, jy1, jx2, jy2, ja, zero) > iou_threshold:
+                    c = cy * gx + cx
+                    for q in range(start[c], start[c] + fill[c]):
+                        if _iou(kx1[q], ky1[q], kx2[q], ky2[q], ka[q], jx1, jy1, jx2, jy2, ja, zero) > iou_threshold:
                             suppressed = True
                             break
-                        k = nxt[k]
                     if suppressed:
                         break
                 if suppressed:
@@ -194,11 +230,10 @@ def nms_sorted_grid(x1, y1, x2, y2, iou_threshold, keep):
             big[n_big] = j
             n_big += 1
         else:
-            cx = max(0, min(gx - 1, int(np.floor((float(jx1) - lo_x) * inv_x))))
-            cy = max(0, min(gy - 1, int(np.floor((float(jy1) - lo_y) * inv_y))))
-            c = cy * gx + cx
-            nxt[j] = head[c]
-            head[c] = j
+            c = cell_of[j]
+            q = start[c] + fill[c]
+            fill[c] += 1
+            kx1[q], ky1[q], kx2[q], ky2[q], ka[q] = jx1, jy1, jx2, jy2, ja
             filed_w = max(filed_w, wj)
             filed_h = max(filed_h, hj)
 

@@ -1,7 +1,9 @@
-"""The table-driven harness behind test_core_ops.py and test_losses.py.
+"""Table-driven op testing: one line per op, checked by gradcheck and against PyTorch.
 
-An :class:`OpCase` is one line of a table: a tinyvision function, the PyTorch function it
-must equal, and a Hypothesis strategy that draws its arguments as ``(arrays, kwargs)``:
+tinyvision's own tests (tests/functional/test_core_ops.py, test_losses.py) are tables of
+:class:`OpCase`; your ops can be too. An :class:`OpCase` is one line of a table: a
+tinyvision function, the PyTorch function it must equal, and a Hypothesis strategy that
+draws its arguments as ``(arrays, kwargs)``:
 
 * ``arrays`` — a tuple of NumPy arrays passed positionally. Floating ones are the inputs
   that get gradients (gradcheck perturbs each of their elements; crosscheck compares the
@@ -15,7 +17,16 @@ ties of max), so central differences never straddle a jump in the derivative.
 
 Each case is then run three ways by the test modules:
 ``check_gradients`` (float64 finite differences), and ``check_against_torch`` in float64
-(forward and every gradient to 1e-10) and float32 (the project's float32 tolerance).
+(forward and every gradient to 1e-10) and float32 (the project's float32 tolerance)::
+
+    CASES = [OpCase("sigmoid", F.sigmoid, torch.sigmoid, unary(-8.0, 8.0)), ...]
+
+    @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+    @given(data=st.data())
+    def test_gradcheck(case, data):
+        check_gradients(case, data.draw(case.inputs))
+
+Needs the test dependencies (Hypothesis; PyTorch for ``check_against_torch``).
 """
 from __future__ import annotations
 
@@ -23,11 +34,17 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import torch
 from hypothesis import strategies as st
 
-from tinyvision.testing import crosscheck, gradcheck, tolerance
-from tinyvision.testing import strategies as tvst
+from . import strategies as tvst
+from .crosscheck import crosscheck
+from .gradcheck import gradcheck
+from .tolerances import tolerance
+
+__all__ = [
+    "OpCase", "args", "small_shapes", "unary", "binary", "dims_for", "all_axes_if_none",
+    "check_gradients", "check_against_torch",
+]
 
 
 @dataclass(frozen=True)
@@ -98,6 +115,8 @@ def _cast(v, dtype):
 
 
 def _to_torch(v):
+    import torch
+
     if isinstance(v, np.ndarray):
         return torch.from_numpy(v.copy())
     return v
