@@ -10,8 +10,10 @@ accumulated precision/recall arrays:
 * tinyvision:       COCOEvaluator.evaluate (parses the result list, matches, accumulates)
 
 The ground truth is indexed once, outside the timings, for all three. Stats must be
-identical (pycocotools mode vs pycocotools, fixed mode vs faster-coco-eval); the peak resident
-memory each evaluation adds is measured in a separate, untimed run in a forked child.
+identical (pycocotools mode vs pycocotools, fixed mode vs faster-coco-eval). Memory: before
+each run the garbage is collected, freed heap pages are returned to the OS and the kernel's
+resident-set high-water mark is reset (Linux); "peak +MiB" is the largest rise of the resident
+set above its level before the run (NumPy/Numba buffers included), max over the repeats.
 
     python benchmarks/bench_coco.py [--images 5000] [--repeats 3] [--skip-pycocotools]
 """
@@ -39,32 +41,27 @@ def _status_kib(field):
     return -1
 
 
-def _peak_rss_mib(fn):
-    """Peak resident memory added by ``fn()``, run in a forked child (Linux only)."""
+def _reset_peak():
+    """Collect garbage, return freed heap pages to the OS and reset the kernel's resident-set
+    high-water mark (Linux >= 4.0: ``echo 5 > /proc/self/clear_refs``); returns VmRSS in KiB,
+    or None where that is not available."""
+    import ctypes
     import gc
-    import os
     gc.collect()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:                                  # child
-        os.close(r)
-        try:
-            try:   # hand freed heap pages back to the OS so that reusing them shows as growth
-                import ctypes
-                ctypes.CDLL("libc.so.6").malloc_trim(0)
-            except (OSError, AttributeError):
-                pass
-            base = _status_kib("VmRSS")
-            fn()
-            peak = _status_kib("VmHWM")
-            os.write(w, str((peak - base) / 1024).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        text = f.read()
-    os.waitpid(pid, 0)
-    return float(text) if text else float("nan")
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return _status_kib("VmRSS")
+    except OSError:
+        return None
+
+
+def _peak_since_mib(base_kib):
+    """Peak resident memory added since :func:`_reset_peak` (MiB), NaN if unknown."""
+    if base_kib is None:
+        return float("nan")
+    return (_status_kib("VmHWM") - base_kib) / 1024
 
 
 def main(argv=None):
@@ -135,6 +132,7 @@ def main(argv=None):
         runners["pycocotools"] = run_pycocotools
 
     results_by_name = {}
+    peaks = {}
     times = {name: [] for name in runners}
     # interleaved repeats (pycocotools, ~40x slower, only --ref-repeats times); the result
     # list copies are shallow: loadRes adds keys to the dicts, which both references overwrite
@@ -143,9 +141,12 @@ def main(argv=None):
         for name, fn in runners.items():
             if name == "pycocotools" and rep >= args.ref_repeats:
                 continue
+            results_by_name.pop(name, None)
+            base = _reset_peak()
             t0 = time.perf_counter()
             out = fn()
             times[name].append(time.perf_counter() - t0)
+            peaks[name] = max(peaks.get(name, 0.0), _peak_since_mib(base))
             results_by_name[name] = out
     med = {name: statistics.median(v) for name, v in times.items()}
 
@@ -174,10 +175,6 @@ def main(argv=None):
     print()
     for name, ok in checks.items():
         print(f"identical  {name}: {ok}")
-
-    # peak memory: each evaluator once more in a forked child; VmHWM (the kernel's resident-set
-    # high-water mark, reset to the current RSS at fork) minus VmRSS before the run
-    peaks = {name: _peak_rss_mib(fn) for name, fn in runners.items()}
 
     print()
     print(f"{'evaluator':<18} {'median s':>9} {'runs (s)':<28} {'peak +MiB':>9}")

@@ -352,6 +352,17 @@ def test_dtype_rules(data, dtype):
     assert tv.tensor(data).dtype == dtype
 
 
+def test_tensor_copies_like_torch_tensor_and_Tensor_wraps():
+    a = np.zeros(3)
+    t = tv.tensor(a)
+    a[0] = 5.0
+    assert t.numpy().tolist() == [0.0, 0.0, 0.0]
+    w = Tensor(a)  # the constructor wraps without a copy (torch.as_tensor)
+    assert w.data is a
+    u = tv.tensor(t)
+    assert u.data is not t.data and u.numpy().tolist() == t.numpy().tolist()
+
+
 def test_explicit_dtype_and_casts():
     x = tv.tensor([1, 2], dtype=np.float64)
     assert x.dtype == np.float64

@@ -758,6 +758,10 @@ def _is_array(x) -> bool:
 
 def _may_share_memory(a, b) -> bool:
     """Cheap overlap test (memory bounds, no exact solve) between two arrays of one device."""
+    if a is b:
+        return True
+    if type(a) is np.ndarray and type(b) is np.ndarray:  # the common case, kept fast
+        return (a.base is not None or b.base is not None) and np.may_share_memory(a, b)
     if not (_is_array(a) and _is_array(b)) or device_of(a) != device_of(b):
         return False
     return bool(get_array_module(a).may_share_memory(a, b))
@@ -872,11 +876,23 @@ def run_backward(root: Tensor, grad, retain_graph: bool = False):
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
     """Make a Tensor. float32 by default; float64 arrays stay float64; ints become int64.
 
-    >>> import tinyvision as tv
+    Like ``torch.tensor`` it always copies: changing ``data`` afterwards does not change the
+    tensor. (``Tensor(array)`` wraps the array without a copy, like ``torch.as_tensor``.)
+
+    >>> import numpy as np, tinyvision as tv
     >>> tv.tensor([1.0, 2.0]).dtype
     dtype('float32')
+    >>> a = np.zeros(2)
+    >>> t = tv.tensor(a)
+    >>> a[0] = 5.0
+    >>> t.numpy().tolist(), t.dtype
+    ([0.0, 0.0], dtype('float64'))
     """
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+    t = Tensor(data, requires_grad=requires_grad, dtype=dtype)
+    source = data.data if isinstance(data, Tensor) else data
+    if _may_share_memory(t.data, source):
+        t.data = t.data.copy()
+    return t
 
 
 __all__ += ["run_backward", "DeviceError"]

@@ -295,7 +295,7 @@ def complete_box_iou(boxes1, boxes2, eps: float = 1e-7):
     ``v = 4 / pi^2 (atan(w1 / h1) - atan(w2 / h2))^2`` and ``alpha = v / (1 - IoU + v + eps)``.
 
     Shapes and conventions as :func:`box_iou`; a zero-height box makes ``w / h`` infinite
-    (atan = pi/2), as in torchvision. Returns array or Tensor[N, M].
+    (atan = pi/2) and a zero-size box 0 / 0 = NaN, as in torchvision. Returns array or Tensor[N, M].
     """
     xp, b1, b2, as_tensor = _prepare_pair(boxes1, boxes2)
     iou, penalty = _diou_parts(xp, b1, b2, eps)

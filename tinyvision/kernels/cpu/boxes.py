@@ -11,7 +11,7 @@ torchvision gives 0 / 0 = NaN. Each output element is written once.
 
 Two entry points with one row routine: ``box_iou_kernel`` runs the rows in parallel (``prange``
 over i: the rows are independent outputs) and ``box_iou_kernel_serial`` in one thread — for
-small matrices, where starting the thread pool costs more than the work.
+all but very large matrices, where starting the thread pool costs more than the work.
 """
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ from numba import njit, prange
 
 __all__ = ["box_iou_kernel", "box_iou_kernel_serial", "box_iou"]
 
-PARALLEL_MIN_ELEMENTS = 1 << 16  # below this many outputs the serial kernel is used
+# Below this many outputs (64 MB of float32) the serial kernel is used: the loop streams at
+# several G elements/s on one core, and a parallel region's start and barrier cost more than
+# the work — far more on a loaded machine, where a waiting thread may miss a whole time slice.
+PARALLEL_MIN_ELEMENTS = 1 << 24
 
 
 @njit(cache=True, error_model="numpy", inline="always")
