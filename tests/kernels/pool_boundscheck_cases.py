@@ -1,4 +1,4 @@
-"""Bounds-check cases for the pooling kernels (see boundscheck_runner.py).
+"""Bounds-check cases for the pooling and resampling kernels (see boundscheck_runner.py).
 
 Every Numba kernel of kernels/cpu/pool.py (max and average, forward and backward) on odd
 geometries: dilation, ceil_mode windows clipped at the right edge, padding, strides larger
@@ -62,4 +62,21 @@ def _adaptive_case(cfg, seed):
 
 def boundscheck_cases():
     return ([(f"pool{k}", _pool_case(cfg, k)) for k, cfg in enumerate(CONFIGS)]
-            + [(f"adaptive_pool{k}", _adaptive_case(cfg, k)) for k, cfg in enumerate(ADAPTIVE)])
+            + [(f"adaptive_pool{k}", _adaptive_case(cfg, k)) for k, cfg in enumerate(ADAPTIVE)]
+            + _resample_cases())
+
+
+def _resample_cases():
+    from tinyvision.functional import resample as R
+    from tinyvision.kernels.cpu import resample as KR
+
+    cases = []
+    for k, (H, W, OH, OW) in enumerate([(3, 5, 7, 2), (1, 4, 5, 9), (6, 6, 6, 13)]):
+        rng = np.random.default_rng(k)
+        taps = (R._linear_taps(H, OH, None, False, np.float64), R._linear_taps(W, OW, None, True, np.float64))
+        h_index, h_weight = (np.stack(a) for a in zip(*taps[0]))
+        w_index, w_weight = (np.stack(a) for a in zip(*taps[1]))
+        gy = rng.standard_normal((2, 2, OH, OW))
+        cases.append((f"resample{k}", lambda gy=gy, a=(h_index, h_weight, w_index, w_weight), H=H, W=W:
+                      KR.resample2d_backward(gy, *a, H, W)))
+    return cases

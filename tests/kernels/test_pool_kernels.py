@@ -141,3 +141,27 @@ def test_gpu_pooling_matches_cpu():  # pragma: no cover - needs a GPU
         yg.backward(cupy.asarray(g))
         np.testing.assert_allclose(yg.numpy(), yc.numpy(), rtol=1e-12)
         np.testing.assert_allclose(xg.grad.numpy(), xc.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@given(st.integers(1, 7), st.integers(1, 7), st.integers(1, 12), st.integers(1, 12),
+       st.sampled_from(["nearest", "nearest-exact", "bilinear"]), st.integers(0, 2**31 - 1))
+@settings(max_examples=20)
+def test_resample_backward_kernel_agrees_with_reference_and_dense_transpose(H, W, OH, OW, mode, seed):
+    from tinyvision.functional import resample as R
+    from tinyvision.kernels.cpu import resample as K
+
+    rng = np.random.default_rng(seed)
+    if mode == "bilinear":
+        h_taps, w_taps = R._linear_taps(H, OH, None, False, np.float64), R._linear_taps(W, OW, None, False, np.float64)
+    else:
+        h_taps = R._nearest_taps(H, OH, None, mode == "nearest-exact")
+        w_taps = R._nearest_taps(W, OW, None, mode == "nearest-exact")
+    h_index, h_weight = (np.stack(a) for a in zip(*h_taps))
+    w_index, w_weight = (np.stack(a) for a in zip(*w_taps))
+    gy = rng.standard_normal((2, 3, OH, OW))
+    fast = K.resample2d_backward(gy, h_index, h_weight, w_index, w_weight, H, W)
+    ref = K.resample2d_backward_reference(gy, h_index, h_weight, w_index, w_weight, H, W)
+    Ah = R.Resample2dFunction._matrix(np, h_taps, OH, H, np.float64)
+    Aw = R.Resample2dFunction._matrix(np, w_taps, OW, W, np.float64)
+    np.testing.assert_allclose(fast, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fast, Ah.T @ gy @ Aw, rtol=1e-12, atol=1e-12)

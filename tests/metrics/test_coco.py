@@ -74,7 +74,7 @@ def _odd_ranges(p):
 
 def _agnostic_repeated_cats(p):
     p.useCats = 0
-    p.catIds = [p.catIds[0], p.catIds[2], p.catIds[0]]   # useCats=0 keeps repeats: gts counted twice
+    p.catIds = [p.catIds[0], p.catIds[-1], p.catIds[0]]   # useCats=0 keeps repeats: gts counted twice
 
 
 def _no_images(p):
@@ -95,12 +95,15 @@ DATASETS = {
     "many_dets": dict(seed=4, dets_per_gt=3.0, fp_per_image=(5, 15)),
     "empty_images": dict(seed=5, empty_image_fraction=0.5),
     "zero_ann_id": dict(seed=6, zero_id=True),
+    # more than 100 detections of one category per image: the cut at maxDets[-1] = 100
+    "over_100_per_image": dict(seed=8, n_images=3, n_categories=1, absent_category=False,
+                               fp_per_image=(110, 150), score_levels=50),
 }
 
 
 @pytest.fixture(scope="module")
 def datasets():
-    return {name: synthetic_coco(n_images=25, **kw) for name, kw in DATASETS.items()}
+    return {name: synthetic_coco(**{"n_images": 25, **kw}) for name, kw in DATASETS.items()}
 
 
 @pytest.mark.parametrize("data", sorted(DATASETS))
@@ -124,7 +127,7 @@ def test_matches_pycocotools_custom_params(datasets, data, params):
 
 
 @pytest.mark.parametrize("params", sorted(PARAMS))
-@pytest.mark.parametrize("data", ["plain", "score_ties", "zero_ann_id"])
+@pytest.mark.parametrize("data", ["plain", "score_ties", "zero_ann_id", "over_100_per_image"])
 def test_fixed_mode_matches_faster_coco_eval(datasets, data, params):
     pytest.importorskip("faster_coco_eval")
     gt, dets = datasets[data]

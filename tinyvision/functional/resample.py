@@ -53,8 +53,9 @@ class Resample2dFunction(Function):
 
         gx[n,c,a,b] = sum_{o,p} Ah[o,a] gy[n,c,o,p] Aw[p,b],   i.e.  gx = Ah^T @ gy @ Aw
 
-    computed as two matrix products with the (small, dense) matrices built from the taps;
-    a source pixel read by several outputs (upsampling) collects all their gradients.
+    a scatter of each gy[o, p] over the taps (``kernels/cpu/resample.py``, Numba) on the CPU,
+    two dense matrix products on the GPU; a source pixel read by several outputs
+    (upsampling) collects all their gradients.
     """
 
     def __init__(self, h_taps, w_taps, in_hw):
@@ -85,32 +86,15 @@ class Resample2dFunction(Function):
         xp = get_array_module(gy)
         H, W = self.in_hw
         OH, OW = gy.shape[2:]
-        if xp is np:
-            g = self._transpose_taps(gy, self.h_taps, H, axis=2)  # Ah^T gy: (N, C, H, OW)
-            return self._transpose_taps(g, self.w_taps, W, axis=3)  # (Ah^T gy) Aw: (N, C, H, W)
+        if xp is np:  # a Numba scatter over the taps: O(N C OH OW)
+            from ..kernels.cpu.resample import resample2d_backward
+
+            h_index, h_weight = (np.stack(a) for a in zip(*self.h_taps))  # (T, OH)
+            w_index, w_weight = (np.stack(a) for a in zip(*self.w_taps))  # (S, OW)
+            return resample2d_backward(gy, h_index, h_weight, w_index, w_weight, H, W)
         Ah = self._matrix(xp, self.h_taps, OH, H, gy.dtype)  # (OH, H)
         Aw = self._matrix(xp, self.w_taps, OW, W, gy.dtype)  # (OW, W)
         return xp.matmul(xp.matmul(Ah.T, gy), Aw)  # (H, OH) @ (N, C, OH, OW) @ (OW, W)
-
-    @staticmethod
-    def _transpose_taps(g, taps, in_size, axis):
-        """A^T g along ``axis`` without forming A: out[a] = sum_{o: index[o] = a} weight[o] g[o].
-
-        Every tap's source index is non-decreasing in o (floor of a monotone coordinate), so
-        the outputs reading one source form a contiguous run: a segment sum (``reduceat``),
-        O(size) instead of the O(in * out) dense product. (CuPy uses the dense matrices.)
-        """
-        shape = list(g.shape)
-        shape[axis] = in_size
-        out = np.zeros(shape, dtype=g.dtype)
-        lead = (slice(None),) * axis
-        bshape = [1] * g.ndim
-        bshape[axis] = -1
-        for index, weight in taps:
-            contrib = g * np.asarray(weight, dtype=g.dtype).reshape(bshape)
-            starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
-            out[lead + (index[starts],)] += np.add.reduceat(contrib, starts, axis=axis)
-        return out
 
 
 # --------------------------------------------------------------------------------------

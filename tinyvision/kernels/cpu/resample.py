@@ -1,0 +1,64 @@
+"""Backward of separable resampling (interpolate) on raw NumPy arrays: a Numba kernel.
+
+The forward of ``F.interpolate`` is a pair of gathers (``functional/resample.py``); its
+backward is the transpose, gx = Ah^T gy Aw, a *scatter*: output pixel (o, q) sends
+gy[o, q] * wh[t, o] * ww[s, q] to input pixel (h_index[t, o], w_index[s, q]) for every row
+tap t and column tap s (one tap for nearest, two for bilinear).
+
+Taps are given as arrays: h_index, h_weight (T, OH) and w_index, w_weight (S, OW), every
+index inside the input (the caller clamps them). ``prange`` runs over the N*C planes only:
+within a plane several outputs add into the same input pixel.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .pool import _threads_for
+
+__all__ = ["resample2d_backward_reference", "resample2d_backward"]
+
+
+def resample2d_backward_reference(gy, h_index, h_weight, w_index, w_weight, height, width):
+    """Plain loops: gx[n,c,h_index[t,o],w_index[s,q]] += gy[n,c,o,q] * h_weight[t,o] * w_weight[s,q]."""
+    N, C, OH, OW = gy.shape
+    gx = np.zeros((N, C, height, width), dtype=gy.dtype)
+    for o in range(OH):
+        for q in range(OW):
+            for t in range(h_index.shape[0]):
+                for s in range(w_index.shape[0]):
+                    gx[:, :, h_index[t, o], w_index[s, q]] += gy[:, :, o, q] * h_weight[t, o] * w_weight[s, q]
+    return gx
+
+
+@njit(cache=True, parallel=True)
+def _resample_backward_planes(gy, h_index, h_weight, w_index, w_weight, H, W):
+    P, OH, OW = gy.shape
+    T = h_index.shape[0]
+    S = w_index.shape[0]
+    gx = np.empty((P, H, W), dtype=gy.dtype)
+    for p in prange(P):
+        gx[p, :, :] = 0
+        for o in range(OH):
+            for t in range(T):
+                h = h_index[t, o]
+                wh = h_weight[t, o]
+                for q in range(OW):
+                    g = gy[p, o, q] * wh
+                    for s in range(S):
+                        gx[p, h, w_index[s, q]] += g * w_weight[s, q]
+    return gx
+
+
+def resample2d_backward(gy, h_index, h_weight, w_index, w_weight, height, width):
+    """Fast scatter (see the module docstring). gy (N, C, OH, OW) float32/float64 -> gx (N, C, H, W)."""
+    N, C, OH, OW = gy.shape
+    dtype = gy.dtype
+    with _threads_for(gy.size * h_index.shape[0] * w_index.shape[0] + N * C * int(height) * int(width)):
+        gx = _resample_backward_planes(
+            np.ascontiguousarray(gy).reshape(N * C, OH, OW),
+            np.ascontiguousarray(h_index, dtype=np.int64), np.ascontiguousarray(h_weight, dtype=dtype),
+            np.ascontiguousarray(w_index, dtype=np.int64), np.ascontiguousarray(w_weight, dtype=dtype),
+            int(height), int(width),
+        )
+    return gx.reshape(N, C, height, width)
