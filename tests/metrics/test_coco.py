@@ -2,6 +2,7 @@
 
 Every differential test compares stats AND the precision / recall / scores arrays to 1e-12
 (in practice they are bit-identical). Datasets are small: pycocotools is slow.
+The bad-input tests below exercise the reader and validator in tinyvision/metrics/_coco_io.py.
 """
 import copy
 import json
