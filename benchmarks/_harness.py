@@ -3,6 +3,11 @@
 Timing: tinyvision and the reference run alternately in one process (a, b, a, b, ...), after
 warm-up calls (Numba compiles, BLAS and allocator warm up), and each side reports the median
 of its repeats, so a burst of load on a shared machine hits both sides alike.
+
+Before every timed call the harness pauses briefly (0.1 s by default, not timed): PyTorch's
+OpenMP worker threads keep spinning on both cores for a while after each parallel region, and
+the next library's call would pay for it (measured: tinyvision's 3x3 conv forward ran 1.3x
+slower right after a PyTorch call than after a pause). Both sides get the same pause.
 """
 from __future__ import annotations
 
@@ -19,14 +24,20 @@ import numpy as np
 __all__ = ["interleaved", "peak_traced_bytes", "thread_report", "save_json", "save_plot"]
 
 
-def interleaved(fns, repeats, warmup=2):
-    """{name: median seconds} for the callables in ``fns`` ({name: fn}), run alternately."""
+def interleaved(fns, repeats, warmup=2, pause=0.1):
+    """{name: median seconds} for the callables in ``fns`` ({name: fn}), run alternately.
+
+    pause: seconds to sleep (untimed) before each timed call, so that the previous call's
+    worker threads have gone idle.
+    """
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            if pause:
+                time.sleep(pause)
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)

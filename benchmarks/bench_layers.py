@@ -121,6 +121,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="batch 2, 3 repeats: a smoke run")
     ap.add_argument("--batch", type=int, default=None, help="batch size (default 8; 2 with --quick)")
     ap.add_argument("--repeats", type=int, default=None, help="timed repeats per side (default 9; 3 with --quick)")
+    ap.add_argument("--pause", type=float, default=0.1,
+                    help="untimed sleep before each timed call, so the other library's threads go idle")
     ap.add_argument("--json", default=None, help="write the table as JSON here")
     ap.add_argument("--plot", default=None, help="save a bar chart (PNG) here")
     args = ap.parse_args(argv)
@@ -128,7 +130,8 @@ def main(argv=None):
     repeats = args.repeats or (3 if args.quick else 9)
 
     threads = H.thread_report()
-    print(f"batch {n}, float32, median of {repeats} interleaved repeats; threads: {threads}")
+    print(f"batch {n}, float32, median of {repeats} interleaved repeats (pause {args.pause} s before each); "
+          f"threads: {threads}")
     if torch is None:
         print("PyTorch not installed: tinyvision columns only")
     header = (f"{'case':30s} {'tv ms':>9s} {'torch ms':>9s} {'speed':>6s} {'tv GF/s':>8s} {'th GF/s':>8s} "
@@ -144,7 +147,7 @@ def main(argv=None):
             rows.append(dict(case=case["case"], skipped=skip, tinyvision_ms=None, torch_ms=None))
             continue
         fns = {"tv": run_tv} if run_torch is None else {"tv": run_tv, "torch": run_torch}
-        med = H.interleaved(fns, repeats)
+        med = H.interleaved(fns, repeats, pause=args.pause)
         peak = H.peak_traced_bytes(run_tv)
         fl = flops(case, y_shape)
         t_tv, t_th = med["tv"], med.get("torch")

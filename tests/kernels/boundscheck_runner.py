@@ -15,8 +15,9 @@ arrays. Then add the file name to :data:`CASE_MODULES`; ``test_boundscheck.py`` 
 in one child process (one compile pass for every kernel). Keep to one dtype per kernel there:
 bounds do not depend on it, and each extra signature is another compile in the child.
 
-Numba can drop the checks inside a ``prange`` body, so also run each parallel kernel as a
-serial build of the same source (``njit(parallel=False)(kernel.py_func)``) in a case named
+Numba (0.68) compiles no bounds checks anywhere inside a ``parallel=True`` function, not even
+in the njit functions its prange body calls. So also run each parallel kernel as a serial
+build (``njit(kernel.py_func)``, or a serial twin you already have) in a case named
 ``"<name>-serial"``: the parent does not rerun those (no compile there); it compares them with
 its own unchecked run of ``"<name>"`` (see conv_boundscheck_cases.py).
 
@@ -35,7 +36,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Case modules (file names in this directory) that the bounds-checked run executes.
-CASE_MODULES = ["conv_boundscheck_cases.py"]
+CASE_MODULES = ["conv_boundscheck_cases.py", "pool_boundscheck_cases.py"]
 
 
 def load_cases(files=None):

@@ -6,14 +6,15 @@ geometries: strides larger than the kernel, padding larger than the kernel, dila
 groups, asymmetric kernels, output rows that lie entirely in the padding, sizes not
 multiples of the stride. float64 only (bounds do not depend on the dtype).
 
-Numba may drop bounds checks inside a ``prange`` body (seen with Numba 0.68), so the parallel
-kernels (im2col, col2im) are also run as serial copies — the same Python source compiled with
-``parallel=False`` — in the "-serial" cases.
+Numba 0.68 compiles no bounds checks inside a ``parallel=True`` function — not in the prange
+body, and not in the njit functions it calls either — so the "-serial" cases run the drivers
+with the parallel col2im swapped for its serial twin (the same per-plane code, used by the
+data-parallel workers), which is checked. (im2col is a NumPy strided copy: NumPy checks it.) Configurations with N >= 2 take
+the data-parallel path anyway; N = 1 ones take the parallel-kernel path.
 """
 import contextlib
 
 import numpy as np
-from numba import njit
 
 from tinyvision.kernels.cpu import conv as K
 
@@ -62,14 +63,13 @@ def _case(cfg, seed):
 
 @contextlib.contextmanager
 def _serial_kernels():
-    """Swap K._im2col / K._col2im for serial builds of the same source, for the duration."""
-    saved = K._im2col, K._col2im
-    K._im2col = njit(parallel=False)(saved[0].py_func)
-    K._col2im = njit(parallel=False)(saved[1].py_func)
+    """Swap the parallel K._col2im for its serial twin, for the duration."""
+    saved = K._col2im
+    K._col2im = K._col2im_serial
     try:
         yield
     finally:
-        K._im2col, K._col2im = saved
+        K._col2im = saved
 
 
 def _serial(run):

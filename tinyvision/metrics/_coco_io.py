@@ -132,7 +132,7 @@ class GroundTruth:
     """A COCO ground-truth dataset as arrays.
 
     img_ids (int64[I]) sorted unique ids of ``images``; cat_ids (int64[K0]) sorted unique ids of
-    ``categories``; per annotation n, in file order: ann_img, ann_cat (int64[N]) as written
+    ``categories`` (cat_ids_listed: sorted, repeats kept); per annotation n, in file order: ann_img, ann_cat (int64[N]) as written
     in the record (used to select it), and src (int64[N]) the record whose content pycocotools
     actually evaluates (the last record with the same ``id``: ``COCO.anns`` is a dict keyed by
     id), whose fields are img (int64[N]), cat (int64[N]), box (float64[N, 4]) xywh,
@@ -163,6 +163,9 @@ class GroundTruth:
         cat_fields = {"id": "int"}
         cids = _column(dataset["categories"], "id", "categories", cat_fields, "iu")
         self.cat_ids = np.unique(cids.astype(np.int64))
+        # pycocotools' default params.catIds = sorted(getCatIds()) keeps repeated ids (they
+        # count twice with useCats=0)
+        self.cat_ids_listed = np.sort(cids.astype(np.int64))
         self.cat_names = {}
         for c in dataset["categories"]:
             self.cat_names.setdefault(int(c["id"]), c.get("name", str(c["id"])))
@@ -201,10 +204,12 @@ class GroundTruth:
 
 class Detections:
     """Detections as arrays, in input order: img, cat (int64[D]), box (float64[D, 4]) xywh,
-    score (float64[D]); records (list or None) to quote in error messages."""
+    score (float64[D]), area (float64[D]) = w * h (computed in the input's own precision, as
+    pycocotools' ``loadRes`` does); records (list or None) to quote in error messages."""
 
-    def __init__(self, img, cat, box, score, records=None, where="detections"):
+    def __init__(self, img, cat, box, score, records=None, where="detections", area=None):
         self.img, self.cat, self.box, self.score = img, cat, box, score
+        self.area = box[:, 2] * box[:, 3] if area is None else area
         self.records = records
         self.where = where
         self.n = img.shape[0]
@@ -288,15 +293,43 @@ def _from_records(records):
     return Detections(img, cat, box, score, records=records)
 
 
+def _from_numpy_rows(data):
+    """pycocotools' ``loadNumpyAnnotations``: rows [image_id, x, y, w, h, score, category_id].
+
+    The ids are truncated to integers (``int(row[0])``, ``int(row[6])``); the box area
+    ``w * h`` is computed in the array's own dtype (float32 rows give a float32 area, which
+    pycocotools compares with the area ranges as such).
+    """
+    if data.ndim != 2 or data.shape[1] != 7:
+        raise COCOFormatError(f"detections as an array must have shape (N, 7) with rows [image_id, x, y, "
+                              f"w, h, score, category_id] (pycocotools' loadRes), got {data.shape}")
+    if data.dtype.kind not in "iuf":
+        raise COCOFormatError(f"detections as an (N, 7) array must be numeric, got {data.dtype}")
+    bad = ~np.isfinite(data[:, [0, 6]].astype(np.float64)).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise COCOFormatError(f"detections[{i}]: image_id and category_id must be finite, got {data[i].tolist()}")
+    img = np.trunc(data[:, 0]).astype(np.int64)
+    cat = np.trunc(data[:, 6]).astype(np.int64)
+    area = (data[:, 3] * data[:, 4]).astype(np.float64)
+    return Detections(img, cat, np.ascontiguousarray(data[:, 1:5], dtype=np.float64),
+                      data[:, 5].astype(np.float64), area=area)
+
+
 def load_detections(detections, box_format="xyxy"):
-    """Detections from a results JSON path, a list of COCO result dicts or per-image arrays.
+    """Detections from a results JSON path, a list of COCO result dicts, an (N, 7) array or
+    per-image arrays.
 
     Result dicts hold ``image_id``, ``category_id``, ``bbox`` [x, y, w, h] and ``score``;
-    per-image arrays are a dict ``image_id -> (boxes (N, 4), scores (N,), labels (N,))``
-    (or ``{"boxes":, "scores":, "labels":}``) with boxes in ``box_format``.
+    an (N, 7) NumPy array holds rows [image_id, x, y, w, h, score, category_id] (what
+    pycocotools' ``loadRes`` accepts); per-image arrays are a dict
+    ``image_id -> (boxes (N, 4), scores (N,), labels (N,))`` (or
+    ``{"boxes":, "scores":, "labels":}``) with boxes in ``box_format``.
     """
     if isinstance(getattr(detections, "dataset", None), dict):   # COCO.loadRes(...) output
         detections = detections.dataset.get("annotations", [])
+    if isinstance(detections, np.ndarray):
+        return _from_numpy_rows(detections)
     if isinstance(detections, (str, os.PathLike)):
         detections = _load_json(detections, "results")
         if not isinstance(detections, list):
@@ -307,8 +340,9 @@ def load_detections(detections, box_format="xyxy"):
     elif isinstance(detections, (list, tuple)):
         dets = _from_records(list(detections))
     else:
-        raise TypeError(f"detections must be a results JSON path, a list of result dicts or a dict "
-                        f"image_id -> (boxes, scores, labels), got {type(detections).__name__}")
+        raise TypeError(f"detections must be a results JSON path, a list of result dicts, an (N, 7) "
+                        f"array or a dict image_id -> (boxes, scores, labels), got "
+                        f"{type(detections).__name__}")
     return dets
 
 

@@ -343,7 +343,7 @@ class COCOEvaluator:
         self.gt = GroundTruth(gt)
         self.params = Params("bbox")
         self.params.imgIds = [int(i) for i in self.gt.img_ids]
-        self.params.catIds = [int(c) for c in self.gt.cat_ids]
+        self.params.catIds = [int(c) for c in self.gt.cat_ids_listed]   # repeats kept, as pycocotools
 
     def evaluate(self, detections, iou_type="bbox", *, box_format="xyxy", mode=None,
                  unknown_categories="raise"):
@@ -352,7 +352,9 @@ class COCOEvaluator:
         Args:
             detections: a results JSON path, a list of COCO result dicts (``image_id``,
                 ``category_id``, ``bbox`` [x, y, w, h], ``score``), the ``COCO`` object
-                ``COCO.loadRes`` returns, or per-image arrays: a dict
+                ``COCO.loadRes`` returns, an (N, 7) NumPy array of rows
+                [image_id, x, y, w, h, score, category_id] (``COCO.loadRes``'s array form),
+                or per-image arrays: a dict
                 ``image_id -> (boxes float[N, 4], scores float[N], labels int[N])`` (or
                 ``{"boxes", "scores", "labels"}`` dicts, torchvision's output) with boxes in
                 ``box_format``.
@@ -466,7 +468,7 @@ def _evaluate_arrays(gt, dets, keep, p, area_rng, mode):
     kept = rank < max_det_last
     dpos, d_cat, d_score, rank, dt_key = dpos[kept], d_cat[kept], d_score[kept], rank[kept], dt_key[kept]
     dt_box = dets.box[dpos]
-    dt_area = dt_box[:, 2] * dt_box[:, 3]
+    dt_area = np.ascontiguousarray(dets.area[dpos], dtype=np.float64)
 
     # ---- groups with detections, and their gt ranges
     keys, dt_start = np.unique(dt_key, return_index=True)

@@ -30,19 +30,37 @@ so that the sum over (c, u, v) is one matrix product per group, done by BLAS sge
     gw  = gy2 @ cols.T          gy2 = gy as (F, N*OH*OW)
     gx  = col2im(w2.T @ gy2)    col2im adds every column entry back to the pixel it came from
 
-The batch is cut into chunks (and a single large image into bands of output rows) so that
-``cols`` never exceeds ``WORKSPACE_BYTES``. im2col and col2im run in parallel over (n, c)
-planes: each plane of x is read by, and each plane of gx is written by, exactly one iteration,
-so the scatter-add of col2im never races.
+How the fast path is organised (each choice measured on the 2-core CI machine, see docs/conv.md):
+
+* **Data-parallel over images.** With T threads and at least T images, each thread takes a
+  contiguous share of the batch and runs its own (im2col, GEMM) steps with single-threaded
+  BLAS (``_threads.py``): no barrier between steps, each thread's columns stay in its cache.
+  With fewer images than threads, one thread runs the steps with the parallel col2im and
+  multi-threaded BLAS.
+* **Bounded workspace.** Each thread's share is cut into chunks (a few small images, one big
+  one, or bands of output rows of an image too big on its own) so that all threads' columns
+  together stay within ``WORKSPACE_BYTES``; the buffers are reused between calls.
+* **im2col is a NumPy strided copy** (pad the chunk once, copy from a window view): 2-4x faster
+  than an explicit Numba loop nest here. **col2im** is a Numba kernel, parallel over (n, c)
+  planes of gx — each plane is written by exactly one iteration, so its scatter-add never
+  races — or, for narrow rows and non-overlapping tilings, a NumPy scatter per kernel tap.
+* **Stride 1: gx is a convolution** of gy with the spatially flipped, channel-swapped kernel
+  (im2col + GEMM instead of GEMM + col2im, 10-15% faster).
+* **1x1, stride 1, unpadded** skips im2col: x itself is ``cols``.
 
 All kernels take and return raw NumPy arrays, float32 or float64 (x and w of one dtype); the
 caller (:mod:`tinyvision.kernels.conv_dispatch`) has validated every shape, so no index here
-can leave its array. A 1x1, stride-1, unpadded convolution skips im2col: x itself is ``cols``.
+can leave its array.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from numba import njit, prange
+from numpy.lib.stride_tricks import sliding_window_view
+
+from . import _threads
 
 __all__ = [
     "WORKSPACE_BYTES",
@@ -55,6 +73,28 @@ __all__ = [
     "im2col",
     "col2im",
 ]
+
+_local = threading.local()
+
+
+def _workspace(slot, shape, dtype):
+    """A scratch array of this shape from a per-thread buffer that is kept between calls.
+
+Fresh allocations of tens of megabytes come from the OS each time (the allocator returns
+    them on free) and cost a page fault per 4 KiB page on first touch: filling a fresh 32 MiB
+    block took 3.5x as long as refilling a kept one on the CI machine. Keeping one buffer per
+    (thread, slot) avoids that. Each holds at most one chunk, within the workspace bound.
+    """
+    size = int(np.prod(shape))
+    buffers = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = {}
+    key = (slot, np.dtype(dtype).str)
+    buf = buffers.get(key)
+    if buf is None or buf.size < size:
+        buf = buffers[key] = np.empty(size, dtype=dtype)
+    return buf[:size].reshape(shape)
+
 
 # Upper bound of the im2col workspace (bytes). The batch is processed in chunks of images so
 # that one chunk's columns fit; an image too large on its own is cut into bands of output rows.
@@ -162,7 +202,7 @@ def conv2d_grad_weight_reference(x, gy, stride, padding, dilation, groups, kerne
 
 
 # ======================================================================================
-# im2col / col2im (Numba, parallel over (n, c) planes)
+# im2col (NumPy strided copy) / col2im (Numba, parallel over (n, c) planes)
 # ======================================================================================
 @njit(cache=True, inline="always")
 def _valid_cols(off, S, W, OW):
@@ -178,38 +218,55 @@ def _valid_cols(off, S, W, OW):
     return j0, j1
 
 
-@njit(cache=True, parallel=True)
 def _im2col(x, c0, Cg, n0, Nc, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, cols):
-    """cols[(c*KH+u)*KW+v, (n*OHc + i)*OW + j] = x[n0+n, c0+c, (i0+i)*SH+u*DH-PH, j*SW+v*DW-PW].
+    """cols[(c*KH+u)*KW+v, (n*OHc + i)*OW + j] = x[n0+n, c0+c, (i0+i)*SH+u*DH-PH, j*SW+v*DW-PW] (0 outside).
 
-    cols is (Cg*KH*KW, Nc*OHc*OW), C-contiguous. One parallel iteration per (n, c) plane:
-    it writes the KH*KW rows of channel c in image n's block of columns, which no other
-    iteration touches.
+    cols is (Cg*KH*KW, Nc*OHc*OW), C-contiguous. Done with NumPy, not Numba: copy the chunk's
+    part of x into a zero-padded block once, then one strided copy from a window view of
+    that block — NumPy's copy loops run 2-4x faster here than an explicit Numba loop nest
+    (measured on 3x3 convs at 16-64 px; they are memory-bound and the Numba loop pays per-row
+    overhead on narrow images). Releases the GIL, so the data-parallel workers overlap.
     """
-    H = x.shape[2]
-    W = x.shape[3]
+    H, W = x.shape[2], x.shape[3]
+    ext_h, ext_w = (KH - 1) * DH + 1, (KW - 1) * DW + 1
+    need_h, need_w = (OHc - 1) * SH + ext_h, (OW - 1) * SW + ext_w  # padded rows/cols read
+    top = i0 * SH - PH  # input row of the block's first row (negative: inside the top padding)
+    h_lo, h_hi = max(0, top), min(H, top + need_h)
+    w_lo, w_hi = max(0, -PW), min(W, need_w - PW)
+    if h_lo == top and h_hi == top + need_h and w_lo == -PW and w_hi == need_w - PW:
+        block = x[n0:n0 + Nc, c0:c0 + Cg, h_lo:h_hi, w_lo:w_hi]  # no padding reached: read x itself
+    else:
+        block = _workspace("block", (Nc, Cg, need_h, need_w), x.dtype)
+        block.fill(0.0)  # some of the block is padding
+        if h_hi > h_lo and w_hi > w_lo:
+            block[:, :, h_lo - top:h_hi - top, w_lo + PW:w_hi + PW] = x[n0:n0 + Nc, c0:c0 + Cg, h_lo:h_hi, w_lo:w_hi]
+    # win[n, c, p, q, a, b] = block[n, c, p + a, q + b]; keep p = i*SH, q = j*SW, a = u*DH, b = v*DW.
+    win = sliding_window_view(block, (ext_h, ext_w), axis=(2, 3))[:, :, ::SH, ::SW, ::DH, ::DW]
+    # (Nc, Cg, OHc, OW, KH, KW) -> (Cg, KH, KW, Nc, OHc, OW): the row/column order of cols
+    np.copyto(cols.reshape(Cg, KH, KW, Nc, OHc, OW), win.transpose(1, 4, 5, 0, 2, 3))
+
+
+@njit(cache=True, nogil=True)
+def _col2im_plane(cols, n, c, c0, n0, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, gx):
+    """Add channel c of image n's columns back into the plane gx[n0+n, c0+c] (see _col2im)."""
+    H = gx.shape[2]
+    W = gx.shape[3]
     L = OHc * OW
-    for t in prange(Nc * Cg):
-        n = t // Cg
-        c = t - n * Cg
-        for u in range(KH):
-            for v in range(KW):
-                row = (c * KH + u) * KW + v
-                off = v * DW - PW
-                j0, j1 = _valid_cols(off, SW, W, OW)
-                for i in range(OHc):
-                    h = (i0 + i) * SH + u * DH - PH
-                    base = n * L + i * OW
-                    if h < 0 or h >= H:
-                        cols[row, base:base + OW] = 0.0
-                        continue
-                    cols[row, base:base + j0] = 0.0
-                    if SW == 1:  # a contiguous run: a slice copy (vectorised)
-                        cols[row, base + j0:base + j1] = x[n0 + n, c0 + c, h, j0 + off:j1 + off]
-                    else:
-                        for j in range(j0, j1):
-                            cols[row, base + j] = x[n0 + n, c0 + c, h, j * SW + off]
-                    cols[row, base + j1:base + OW] = 0.0
+    for u in range(KH):
+        for v in range(KW):
+            row = (c * KH + u) * KW + v
+            off = v * DW - PW
+            j0, j1 = _valid_cols(off, SW, W, OW)
+            for i in range(OHc):
+                h = (i0 + i) * SH + u * DH - PH
+                if h < 0 or h >= H:
+                    continue
+                base = n * L + i * OW
+                if SW == 1:
+                    gx[n0 + n, c0 + c, h, j0 + off:j1 + off] += cols[row, base + j0:base + j1]
+                else:
+                    for j in range(j0, j1):
+                        gx[n0 + n, c0 + c, h, j * SW + off] += cols[row, base + j]
 
 
 @njit(cache=True, parallel=True)
@@ -217,29 +274,68 @@ def _col2im(cols, c0, Cg, n0, Nc, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, g
     """The adjoint of _im2col: gx[n0+n, c0+c, h, w] += cols[...] for every entry that came from (h, w).
 
     Parallel over (n, c) planes of gx: each plane is written by exactly one iteration
-    (the scatter-add below overlaps only within that plane), so no two threads collide.
+    (the scatter-add overlaps only within that plane), so no two threads collide.
     """
-    H = gx.shape[2]
-    W = gx.shape[3]
-    L = OHc * OW
     for t in prange(Nc * Cg):
         n = t // Cg
-        c = t - n * Cg
+        _col2im_plane(cols, n, t - n * Cg, c0, n0, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, gx)
+
+
+@njit(cache=True, nogil=True)
+def _col2im_serial(cols, c0, Cg, n0, Nc, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, gx):
+    """_col2im in the calling thread (for the data-parallel workers; releases the GIL)."""
+    for t in range(Nc * Cg):
+        n = t // Cg
+        _col2im_plane(cols, n, t - n * Cg, c0, n0, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, gx)
+
+
+def _col2im_numpy(cols, c0, Cg, n0, Nc, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, gx):
+    """_col2im with NumPy: add each tap's block into a zero-padded scratch, then the scratch into gx.
+
+    Within one tap (u, v) the strided positions are distinct, so ``+=`` on the view loses
+    nothing. When the kernel tiles the image without overlap (KH = SH, KW = SW, no dilation, no
+    padding: the 2x2 stride-2 transposed conv of a UNet) each tap is copied straight into gx. Faster
+    than the Numba loop nest on narrow images (OW <= 32) and for those tilings; the caller
+    picks (see _pick_col2im). Writes only gx[n0:n0+Nc, c0:c0+Cg].
+    """
+    H, W = gx.shape[2], gx.shape[3]
+    need_h, need_w = (OHc - 1) * SH + (KH - 1) * DH + 1, (OW - 1) * SW + (KW - 1) * DW + 1
+    c6 = cols.reshape(Cg, KH, KW, Nc, OHc, OW)
+    tiling = KH == SH and KW == SW and DH == 1 and DW == 1
+    if tiling and PH == 0 and PW == 0 and i0 * SH + need_h <= H and need_w <= W:
+        # Unpadded tiling: every tap lands on its own pixels of gx, which nothing else writes
+        # (gx starts at zero), so the taps are copied straight into gx.
+        # One strided copy per tap (runs of OW along a row, not runs of KW: much faster).
         for u in range(KH):
             for v in range(KW):
-                row = (c * KH + u) * KW + v
-                off = v * DW - PW
-                j0, j1 = _valid_cols(off, SW, W, OW)
-                for i in range(OHc):
-                    h = (i0 + i) * SH + u * DH - PH
-                    if h < 0 or h >= H:
-                        continue
-                    base = n * L + i * OW
-                    if SW == 1:
-                        gx[n0 + n, c0 + c, h, j0 + off:j1 + off] += cols[row, base + j0:base + j1]
-                    else:
-                        for j in range(j0, j1):
-                            gx[n0 + n, c0 + c, h, j * SW + off] += cols[row, base + j]
+                gx[n0:n0 + Nc, c0:c0 + Cg, i0 * SH + u:i0 * SH + need_h:SH, v:need_w:SW] = (
+                    c6[:, u, v].transpose(1, 0, 2, 3))  # (Cg, Nc, OHc, OW) -> (Nc, Cg, OHc, OW)
+        return
+    gpad = _workspace("gpad", (Cg, Nc, need_h, need_w), cols.dtype)
+    gpad.fill(0.0)
+    for u in range(KH):
+        for v in range(KW):
+            gpad[:, :, u * DH:u * DH + (OHc - 1) * SH + 1:SH, v * DW:v * DW + (OW - 1) * SW + 1:SW] += c6[:, u, v]
+    top = i0 * SH - PH
+    h_lo, h_hi = max(0, top), min(H, top + need_h)
+    w_lo, w_hi = max(0, -PW), min(W, need_w - PW)
+    if h_hi > h_lo and w_hi > w_lo:
+        # (Cg, Nc, rows, cols) -> (Nc, Cg, rows, cols)
+        gx[n0:n0 + Nc, c0:c0 + Cg, h_lo:h_hi, w_lo:w_hi] += (
+            gpad[:, :, h_lo - top:h_hi - top, w_lo + PW:w_hi + PW].transpose(1, 0, 2, 3))
+
+
+def _pick_col2im(parallel, KH, KW, SH, SW, DH, DW, OW):
+    """The col2im to use: NumPy for narrow rows or non-overlapping tilings, else Numba."""
+    if (KH == SH and KW == SW and DH == 1 and DW == 1) or (SW == 1 and OW <= 32):
+        return _col2im_numpy
+    return _col2im_parallel if parallel else _col2im_serial
+
+
+def _col2im_parallel(*args):
+    """_col2im (prange) behind a lock: one parallel-kernel launch at a time (see _threads.py)."""
+    with _threads.parallel_kernel_lock:
+        _col2im(*args)
 
 
 def im2col(x, kernel_size, stride, padding, dilation, out_size):
@@ -247,7 +343,7 @@ def im2col(x, kernel_size, stride, padding, dilation, out_size):
     (KH, KW), (SH, SW), (PH, PW), (DH, DW), (OH, OW) = kernel_size, stride, padding, dilation, out_size
     N, C = x.shape[:2]
     cols = np.empty((C * KH * KW, N * OH * OW), dtype=x.dtype)
-    _im2col(np.ascontiguousarray(x), 0, C, 0, N, 0, OH, KH, KW, SH, SW, PH, PW, DH, DW, OW, cols)
+    _im2col(x, 0, C, 0, N, 0, OH, KH, KW, SH, SW, PH, PW, DH, DW, OW, cols)
     return cols
 
 
@@ -261,26 +357,50 @@ def col2im(cols, in_shape, kernel_size, stride, padding, dilation, out_size):
 
 
 # ======================================================================================
-# Fast drivers: chunked im2col + one GEMM per (chunk, group)
+# Fast drivers: chunked im2col + one GEMM per (chunk, group), data-parallel over images
 # ======================================================================================
-def _chunks(N, OH, OW, rows, itemsize, workspace_bytes):
+# Aim for GEMMs at least this many columns wide (several small images share one chunk).
+_MIN_GEMM_COLUMNS = 1024
+
+
+def _chunks(n_start, n_count, OH, OW, rows, itemsize, workspace_bytes):
     """Yield (n0, Nc, i0, OHc): images n0..n0+Nc-1, output rows i0..i0+OHc-1.
 
     A chunk's columns take rows * Nc * OHc * OW * itemsize bytes, kept <= workspace_bytes.
-    Whole images are grouped while they fit; a single image that does not fit is cut into
-    bands of output rows (at least one row, so the bound is max(budget, one row's columns)).
+    Chunks hold one image when it is big enough for an efficient GEMM (its columns then stay
+    in cache between im2col and the GEMM), several small ones otherwise; a single image that
+    does not fit is cut into bands of output rows (at least one row each).
     """
     per_row = rows * OW * itemsize
     per_image = per_row * OH
     if per_image <= workspace_bytes:
-        step = max(1, workspace_bytes // per_image)
-        for n0 in range(0, N, step):
-            yield n0, min(step, N - n0), 0, OH
+        step = min(-(-_MIN_GEMM_COLUMNS // (OH * OW)), max(1, workspace_bytes // per_image))
+        for n0 in range(n_start, n_start + n_count, step):
+            yield n0, min(step, n_start + n_count - n0), 0, OH
     else:
         band = max(1, workspace_bytes // per_row)
-        for n0 in range(N):
+        for n0 in range(n_start, n_start + n_count):
             for i0 in range(0, OH, band):
                 yield n0, 1, i0, min(band, OH - i0)
+
+
+def _plans(N, OH, OW, rows, itemsize, workspace_bytes):
+    """Work for each thread: (parallel_kernels, chunks). The workspace is shared among threads.
+
+    With T > 1 threads and at least T images, each thread takes a contiguous share of the
+    batch and runs serial kernels with single-threaded BLAS (see _threads.py). Otherwise one
+    plan runs in the calling thread with the parallel kernels and multi-threaded BLAS.
+    """
+    budget = WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes
+    T = min(_threads.num_threads(), N)
+    if T <= 1 or not _threads.blas_threads_controllable():
+        return [(True, list(_chunks(0, N, OH, OW, rows, itemsize, budget)))]
+    plans, start = [], 0
+    for t in range(T):
+        count = N // T + (1 if t < N % T else 0)
+        plans.append((False, list(_chunks(start, count, OH, OW, rows, itemsize, max(1, budget // T)))))
+        start += count
+    return plans
 
 
 def _is_pointwise(kernel_size, stride, padding, dilation):
@@ -291,6 +411,8 @@ def _is_pointwise(kernel_size, stride, padding, dilation):
 def _gy_chunk(gy, n0, Nc, f0, Fg, i0, OHc):
     """gy[n0:n0+Nc, f0:f0+Fg, i0:i0+OHc] as the (Fg, Nc*OHc*OW) matrix the GEMMs need."""
     blk = gy[n0:n0 + Nc, f0:f0 + Fg, i0:i0 + OHc]  # (Nc, Fg, OHc, OW)
+    if Nc == 1:
+        return np.ascontiguousarray(blk[0]).reshape(Fg, -1)  # a view when the chunk is whole rows
     return np.ascontiguousarray(blk.transpose(1, 0, 2, 3)).reshape(Fg, -1)  # (Fg, Nc*OHc*OW)
 
 
@@ -312,25 +434,30 @@ def conv2d_forward(x, w, stride, padding, dilation, groups, out_size, workspace_
             # One (Fg, Cg) @ (Cg, H*W) product per image, written straight into y.
             y[:, g * Fg:(g + 1) * Fg] = np.matmul(w2, xg).reshape(N, Fg, OH, OW)
         return y
-    budget = WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes
-    for n0, Nc, i0, OHc in _chunks(N, OH, OW, K, x.itemsize, budget):
-        cols = np.empty((K, Nc * OHc * OW), dtype=x.dtype)
-        for g in range(G):
-            _im2col(x, g * Cg, Cg, n0, Nc, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, cols)
-            w2 = w[g * Fg:(g + 1) * Fg].reshape(Fg, K)
-            if Nc == 1 and OHc == OH:
-                # One whole image: y[n0, group g] is a contiguous (Fg, OH*OW) block; GEMM into it.
-                np.matmul(w2, cols, out=y[n0, g * Fg:(g + 1) * Fg].reshape(Fg, OH * OW))
-            else:
-                yc = (w2 @ cols).reshape(Fg, Nc, OHc, OW)  # (Fg, Nc*OHc*OW) -> per image
-                y[n0:n0 + Nc, g * Fg:(g + 1) * Fg, i0:i0 + OHc] = yc.transpose(1, 0, 2, 3)
+
+    def work(plan):
+        parallel, chunks = plan
+        for n0, Nc, i0, OHc in chunks:
+            cols = _workspace("cols", (K, Nc * OHc * OW), x.dtype)
+            for g in range(G):
+                _im2col(x, g * Cg, Cg, n0, Nc, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, cols)
+                w2 = w[g * Fg:(g + 1) * Fg].reshape(Fg, K)
+                if Nc == 1 and OHc == OH:
+                    # One whole image: y[n0, group g] is a contiguous (Fg, OH*OW) block; GEMM into it.
+                    np.matmul(w2, cols, out=y[n0, g * Fg:(g + 1) * Fg].reshape(Fg, OH * OW))
+                else:
+                    yc = (w2 @ cols).reshape(Fg, Nc, OHc, OW)  # (Fg, Nc*OHc*OW) -> per image
+                    y[n0:n0 + Nc, g * Fg:(g + 1) * Fg, i0:i0 + OHc] = yc.transpose(1, 0, 2, 3)
+
+    _threads.run_parallel(work, _plans(N, OH, OW, K, x.itemsize, workspace_bytes))
     return y
 
 
 def conv2d_grad_input(gy, w, stride, padding, dilation, groups, in_size, workspace_bytes=None):
     """gx (N, C, H, W) = col2im(w2.T @ gy2): the adjoint of conv2d_forward with respect to x.
 
-    This is also conv_transpose2d's forward pass (with x in the role of gy).
+    This is also conv_transpose2d's forward pass (with x in the role of gy). Each thread
+    scatters into its own images of gx only.
     """
     gy = np.ascontiguousarray(gy)
     w = np.ascontiguousarray(w)
@@ -347,18 +474,37 @@ def conv2d_grad_input(gy, w, stride, padding, dilation, groups, in_size, workspa
             gyg = gy[:, g * Fg:(g + 1) * Fg].reshape(N, Fg, OH * OW)
             gx[:, g * Cg:(g + 1) * Cg] = np.matmul(w2.T, gyg).reshape(N, Cg, H, W)
         return gx
+    if (SH, SW) == (1, 1) and PH <= DH * (KH - 1) and PW <= DW * (KW - 1):
+        # Stride 1: gx is itself a convolution ("full" correlation) of gy. With u' = KH-1-u,
+        #   gx[n, g*Cg+c, h, w'] = sum_{f,u',v'} w[g*Fg+f, c, KH-1-u', KW-1-v'] gy[n, g*Fg+f, h + u'*DH - PH', ...]
+        # where PH' = DH*(KH-1) - PH: a conv2d_forward with the kernel flipped in space and its
+        # channel roles swapped per group. im2col + GEMM then replaces GEMM + col2im — faster
+        # here (the GEMM's inner dimension is F*KH*KW instead of F, and no scatter).
+        wt = (w.reshape(G, Fg, Cg, KH, KW)[:, :, :, ::-1, ::-1]   # flip u, v
+              .transpose(0, 2, 1, 3, 4).reshape(G * Cg, Fg, KH, KW))  # (G*Cg, Fg, KH, KW)
+        pad = (DH * (KH - 1) - PH, DW * (KW - 1) - PW)
+        return conv2d_forward(gy, np.ascontiguousarray(wt), (1, 1), pad, (DH, DW), G, (H, W), workspace_bytes)
     gx = np.zeros((N, Cg * G, H, W), dtype=gy.dtype)
-    budget = WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes
-    for n0, Nc, i0, OHc in _chunks(N, OH, OW, K, gy.itemsize, budget):
-        for g in range(G):
-            w2 = w[g * Fg:(g + 1) * Fg].reshape(Fg, K)
-            gcols = w2.T @ _gy_chunk(gy, n0, Nc, g * Fg, Fg, i0, OHc)  # (K, Nc*OHc*OW)
-            _col2im(gcols, g * Cg, Cg, n0, Nc, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, gx)
+
+    def work(plan):
+        parallel, chunks = plan
+        col2im_k = _pick_col2im(parallel, KH, KW, SH, SW, DH, DW, OW)
+        for n0, Nc, i0, OHc in chunks:
+            gcols = _workspace("cols", (K, Nc * OHc * OW), gy.dtype)
+            for g in range(G):
+                w2 = w[g * Fg:(g + 1) * Fg].reshape(Fg, K)
+                np.matmul(w2.T, _gy_chunk(gy, n0, Nc, g * Fg, Fg, i0, OHc), out=gcols)  # (K, Nc*OHc*OW)
+                col2im_k(gcols, g * Cg, Cg, n0, Nc, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, gx)
+
+    _threads.run_parallel(work, _plans(N, OH, OW, K, gy.itemsize, workspace_bytes))
     return gx
 
 
 def conv2d_grad_weight(x, gy, stride, padding, dilation, groups, kernel_size, workspace_bytes=None):
-    """gw (F, C/G, KH, KW) = sum over chunks of gy2 @ cols.T, one GEMM per chunk and group."""
+    """gw (F, C/G, KH, KW) = sum over chunks of gy2 @ cols.T, one GEMM per chunk and group.
+
+    Each thread sums its own share of the batch; the shares are added at the end.
+    """
     x = np.ascontiguousarray(x)
     gy = np.ascontiguousarray(gy)
     (SH, SW), (PH, PW), (DH, DW), (KH, KW) = stride, padding, dilation, kernel_size
@@ -375,15 +521,22 @@ def conv2d_grad_weight(x, gy, stride, padding, dilation, groups, kernel_size, wo
             # sum_n gy[n] @ x[n].T: one small (Fg, Cg) product per image, then the sum over n.
             gw[g * Fg:(g + 1) * Fg] = np.matmul(gyg, xg.transpose(0, 2, 1)).sum(axis=0)
         return gw.reshape(F, Cg, KH, KW)
-    budget = WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes
-    # Accumulate the transpose gwT = sum cols @ gy2.T, (K, F): with the long (pixel) dimension
-    # as the inner product of two row-major operands, OpenBLAS runs this orientation fastest.
-    gwT = np.zeros((K, F), dtype=x.dtype)
-    cols = None
-    for n0, Nc, i0, OHc in _chunks(N, OH, OW, K, x.itemsize, budget):
-        if cols is None or cols.shape[1] != Nc * OHc * OW:
-            cols = np.empty((K, Nc * OHc * OW), dtype=x.dtype)
-        for g in range(G):
-            _im2col(x, g * Cg, Cg, n0, Nc, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, cols)
-            gwT[:, g * Fg:(g + 1) * Fg] += cols @ _gy_chunk(gy, n0, Nc, g * Fg, Fg, i0, OHc).T
+
+    def work(plan):
+        parallel, chunks = plan
+        # Accumulate the transpose gwT = sum cols @ gy2.T, (K, F): with the long (pixel)
+        # dimension as the inner product of two row-major operands, OpenBLAS runs this
+        # orientation fastest.
+        gwT = np.zeros((K, F), dtype=x.dtype)
+        for n0, Nc, i0, OHc in chunks:
+            cols = _workspace("cols", (K, Nc * OHc * OW), x.dtype)
+            for g in range(G):
+                _im2col(x, g * Cg, Cg, n0, Nc, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, cols)
+                gwT[:, g * Fg:(g + 1) * Fg] += cols @ _gy_chunk(gy, n0, Nc, g * Fg, Fg, i0, OHc).T
+        return gwT
+
+    shares = _threads.run_parallel(work, _plans(N, OH, OW, K, x.itemsize, workspace_bytes))
+    gwT = shares[0]
+    for share in shares[1:]:
+        gwT += share
     return np.ascontiguousarray(gwT.T).reshape(F, Cg, KH, KW)
