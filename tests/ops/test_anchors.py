@@ -12,16 +12,19 @@ from tinyvision.ops import AnchorGenerator, retinanet_anchor_generator
 
 
 def tv_anchors(sizes, ratios, image_size, grid_sizes, dtype=torch.float32):
-    """torchvision's AnchorGenerator.generate_anchors + grid_anchors, re-typed in PyTorch."""
+    """torchvision's AnchorGenerator.generate_anchors + grid_anchors, re-typed in PyTorch.
+
+    As there, the base anchors are generated (and rounded) in float32 and then cast to
+    ``dtype`` (``set_cell_anchors``)."""
     out = []
     for scales, ars, (gh, gw) in zip(sizes, ratios, grid_sizes):
-        scales = torch.as_tensor(scales, dtype=dtype)
-        ars = torch.as_tensor(ars, dtype=dtype)
+        scales = torch.as_tensor(scales, dtype=torch.float32)
+        ars = torch.as_tensor(ars, dtype=torch.float32)
         h_ratios = torch.sqrt(ars)
         w_ratios = 1 / h_ratios
         ws = (w_ratios[:, None] * scales[None, :]).view(-1)
         hs = (h_ratios[:, None] * scales[None, :]).view(-1)
-        base = (torch.stack([-ws, -hs, ws, hs], dim=1) / 2).round()
+        base = (torch.stack([-ws, -hs, ws, hs], dim=1) / 2).round().to(dtype)
         sh = torch.tensor(image_size[0] // gh, dtype=torch.int64)
         sw = torch.tensor(image_size[1] // gw, dtype=torch.int64)
         shifts_x = torch.arange(0, gw, dtype=torch.int32) * sw

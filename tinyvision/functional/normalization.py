@@ -48,6 +48,27 @@ def _param_shape(ndim):
     return (1, -1) + (1,) * (ndim - 2)
 
 
+def _affine(xhat, w, b):
+    """y = w[c] xhat + b[c] (a missing w or b is 1 or 0): the step both norms end with."""
+    shape = _param_shape(xhat.ndim)
+    y = xhat
+    if w is not None:
+        y = y * w.reshape(shape)
+    if b is not None:
+        y = y + b.reshape(shape)
+    return y
+
+
+def _affine_backward(gy, xhat, w):
+    """Gradients of y = w[c] xhat + b[c]: gw[c] = sum gy xhat, gb[c] = sum gy (over every axis
+    but the channel axis 1), and g = dL/dxhat = gy w[c]."""
+    axes = (0,) + tuple(range(2, gy.ndim))
+    gw = (gy * xhat).sum(axis=axes) if w is not None else None
+    gb = gy.sum(axis=axes)
+    g = gy * w.reshape(_param_shape(gy.ndim)) if w is not None else gy
+    return g, gw, gb
+
+
 def _normalise_backward(g, xhat, r, axes, M):
     """gx = (r/M) (M g - sum g - xhat sum(g xhat)), sums over ``axes`` (kept)."""
     sum_g = g.sum(axis=axes, keepdims=True)
@@ -90,22 +111,14 @@ class BatchNormFunction(Function):
             var = self.running_var.astype(xp.float64)
         r = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype).reshape(shape)
         xhat = (x - mean.astype(x.dtype).reshape(shape)) * r
-        y = xhat
-        if w is not None:
-            y = y * w.reshape(shape)
-        if b is not None:
-            y = y + b.reshape(shape)
         self.save_for_backward(xhat, r, w)
-        return y
+        return _affine(xhat, w, b)
 
     def backward(self, gy):
         xhat, r, w = self.saved
-        axes = (0,) + tuple(range(2, gy.ndim))
-        shape = _param_shape(gy.ndim)
-        gw = (gy * xhat).sum(axis=axes) if w is not None else None
-        gb = gy.sum(axis=axes)
-        g = gy * w.reshape(shape) if w is not None else gy  # dL/dxhat
+        g, gw, gb = _affine_backward(gy, xhat, w)  # g = dL/dxhat
         if self.training:
+            axes = (0,) + tuple(range(2, gy.ndim))
             M = gy.size // gy.shape[1]
             gx = _normalise_backward(g, xhat, r, axes, M)
         else:
@@ -202,29 +215,20 @@ class GroupNormFunction(Function):
 
     def forward(self, x, w, b):
         xp = get_array_module(x)
-        N, C = x.shape[:2]
-        shape = _param_shape(x.ndim)
+        N = x.shape[0]
         xg = x.reshape(N, self.G, -1)  # (N, C, *) -> (N, G, C/G * prod(*))
         mean = xg.mean(axis=2, keepdims=True, dtype=xp.float64)
         var = ((xg - mean.astype(x.dtype)) ** 2).mean(axis=2, keepdims=True, dtype=xp.float64)
         r = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype)
         xhat = ((xg - mean.astype(x.dtype)) * r).reshape(x.shape)
-        y = xhat
-        if w is not None:
-            y = y * w.reshape(shape)
-        if b is not None:
-            y = y + b.reshape(shape)
         self.save_for_backward(xhat, r, w)
-        return y
+        return _affine(xhat, w, b)
 
     def backward(self, gy):
         xhat, r, w = self.saved
         N = gy.shape[0]
-        axes = (0,) + tuple(range(2, gy.ndim))
-        shape = _param_shape(gy.ndim)
-        gw = (gy * xhat).sum(axis=axes) if w is not None else None
-        gb = gy.sum(axis=axes)
-        g = (gy * w.reshape(shape) if w is not None else gy).reshape(N, self.G, -1)  # dL/dxhat
+        g, gw, gb = _affine_backward(gy, xhat, w)  # g = dL/dxhat
+        g = g.reshape(N, self.G, -1)               # (N, C, *) -> (N, G, C/G * prod(*))
         xg = xhat.reshape(N, self.G, -1)
         gx = _normalise_backward(g, xg, r, (2,), xg.shape[2])
         return gx.reshape(gy.shape), gw, gb

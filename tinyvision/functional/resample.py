@@ -71,16 +71,13 @@ class Resample2dFunction(Function):
         return xp.asarray(A.astype(dtype))
 
     def forward(self, x):
-        xp = get_array_module(x)
-        u = None
-        for index, weight in self.w_taps:
-            term = x[:, :, :, xp.asarray(index)] * xp.asarray(weight, dtype=x.dtype)
-            u = term if u is None else u + term
-        y = None
-        for index, weight in self.h_taps:
-            term = u[:, :, xp.asarray(index), :] * xp.asarray(weight, dtype=x.dtype)[:, None]
-            y = term if y is None else y + term
-        return y
+        if get_array_module(x) is np:  # the same two passes as a Numba kernel, no temporaries
+            from ..kernels.cpu.resample import resample2d_forward
+
+            h_index, h_weight = (np.stack(a) for a in zip(*self.h_taps))  # (T, OH)
+            w_index, w_weight = (np.stack(a) for a in zip(*self.w_taps))  # (S, OW)
+            return resample2d_forward(x, h_index, h_weight, w_index, w_weight)
+        return resample_gather(x, self.h_taps, self.w_taps)
 
     def backward(self, gy):
         xp = get_array_module(gy)
@@ -95,6 +92,21 @@ class Resample2dFunction(Function):
         Ah = self._matrix(xp, self.h_taps, OH, H, gy.dtype)  # (OH, H)
         Aw = self._matrix(xp, self.w_taps, OW, W, gy.dtype)  # (OW, W)
         return xp.matmul(xp.matmul(Ah.T, gy), Aw)  # (H, OH) @ (N, C, OH, OW) @ (OW, W)
+
+
+def resample_gather(x, h_taps, w_taps):
+    """The forward y = Ah x Aw^T as two gathers over the taps, columns first (array code: the
+    GPU path, and the readable version of the CPU kernel, which it equals bit for bit)."""
+    xp = get_array_module(x)
+    u = None
+    for index, weight in w_taps:        # u[n,c,h,q] = sum_s w_weight[s,q] x[n,c,h,w_index[s,q]]
+        term = x[:, :, :, xp.asarray(index)] * xp.asarray(weight, dtype=x.dtype)
+        u = term if u is None else u + term
+    y = None
+    for index, weight in h_taps:        # y[n,c,o,q] = sum_t h_weight[t,o] u[n,c,h_index[t,o],q]
+        term = u[:, :, xp.asarray(index), :] * xp.asarray(weight, dtype=x.dtype)[:, None]
+        y = term if y is None else y + term
+    return y
 
 
 # --------------------------------------------------------------------------------------
@@ -154,8 +166,14 @@ def _pair_of(value, name, kind):
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"interpolate: {name} must be one value or a pair for a 4-D input, got {value!r}")
-        return tuple(kind(v) for v in value)
-    return (kind(value), kind(value))
+        values = tuple(value)
+    else:
+        values = (value, value)
+    allowed = (int, np.integer) if kind is int else (int, float, np.integer, np.floating)
+    if any(isinstance(v, bool) or not isinstance(v, allowed) for v in values):
+        what = "an int or a pair of ints" if kind is int else "a number or a pair of numbers"
+        raise TypeError(f"interpolate: {name} must be {what}, got {value!r}")
+    return tuple(kind(v) for v in values)
 
 
 def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None,

@@ -56,6 +56,9 @@ def _check_record(where, i, rec, fields):
             raise COCOFormatError(f"{where}[{i}] is missing the field {name!r}: {_short(rec)}")
         v = rec[name]
         kind = kind.rstrip("?")
+        if kind == "id" and not (_is_int(v) or isinstance(v, str)):
+            raise COCOFormatError(f"{where}[{i}]['{name}'] must be an integer or a string, got {v!r}: "
+                                  f"{_short(rec)}")
         if kind == "int" and not _is_int(v):
             raise COCOFormatError(f"{where}[{i}]['{name}'] must be an integer, got {v!r}: {_short(rec)}")
         if kind == "number" and not _is_number(v):
@@ -92,6 +95,26 @@ def _column(records, name, where, fields, dtype_kinds, default=None):
             _check_record(where, i, r, fields)
         raise COCOFormatError(f"{where}: field {name!r} has values of mixed or unsupported types")
     return arr
+
+
+def _string_ids(records):
+    """True when the first record's ``id`` is a string: the dataset uses string image ids."""
+    return len(records) > 0 and isinstance(records[0], dict) and isinstance(records[0].get("id"), str)
+
+
+def _str_column(records, name, where):
+    """records[*][name] as a list of str (string image ids; ints and strings may not mix:
+    pycocotools could not sort them)."""
+    values = []
+    for i, r in enumerate(records):
+        if not isinstance(r, dict):
+            raise COCOFormatError(f"{where}[{i}] must be a dict, got {type(r).__name__}: {_short(r)}")
+        v = r.get(name)
+        if not isinstance(v, str):
+            raise COCOFormatError(f"{where}[{i}]['{name}'] must be a string like the other image ids "
+                                  f"(ids cannot mix strings and integers), got {v!r}: {_short(r)}")
+        values.append(v)
+    return values
 
 
 def _boxes(records, where, fields):
@@ -131,12 +154,18 @@ def _check_boxes(boxes, where, records):
 class GroundTruth:
     """A COCO ground-truth dataset as arrays.
 
-    img_ids (int64[I]) sorted unique ids of ``images``; cat_ids (int64[K0]) sorted unique ids of
-    ``categories`` (cat_ids_listed: sorted, repeats kept); per annotation n, in file order: ann_img, ann_cat (int64[N]) as written
+    img_ids (int64[I]) sorted unique ids of ``images`` (codes for string ids, see below);
+    cat_ids (int64[K0]) sorted unique ids of ``categories`` (cat_ids_listed: sorted, repeats
+    kept); per annotation n, in file order: ann_img, ann_cat (int64[N]) as written
     in the record (used to select it), and src (int64[N]) the record whose content pycocotools
     actually evaluates (the last record with the same ``id``: ``COCO.anns`` is a dict keyed by
     id), whose fields are img (int64[N]), cat (int64[N]), box (float64[N, 4]) xywh,
     area (float64[N]), crowd (bool[N]), id_nonzero (bool[N]).
+
+    String image ids (pycocotools takes any sortable id): every string id of ``images`` and
+    of the annotations is replaced by its rank in their sorted union, so the codes sort like
+    the strings; ``image_names`` (list[str]) maps a code back, ``image_names`` is None for
+    integer ids. :meth:`encode_image_ids` turns user-facing ids into codes.
     """
 
     def __init__(self, dataset):
@@ -157,8 +186,21 @@ class GroundTruth:
         if not isinstance(anns, list):
             raise COCOFormatError(f"ground truth['annotations'] must be a list, got {type(anns).__name__}")
         self.dataset = dataset
-        img_fields = {"id": "int"}
-        ids = _column(dataset["images"], "id", "images", img_fields, "iu")
+        fields = {"id": "number", "image_id": "int", "category_id": "int", "bbox": "box",
+                  "area": "number", "iscrowd": "flag?"}
+        where = "annotations"
+        self.image_names = None
+        if _string_ids(dataset["images"]):
+            names = _str_column(dataset["images"], "id", "images")
+            ann_names = _str_column(anns, "image_id", where)
+            self.image_names = sorted(set(names) | set(ann_names))
+            self._image_code = {name: k for k, name in enumerate(self.image_names)}
+            ids = np.array([self._image_code[n] for n in names], dtype=np.int64)
+            self.ann_img = np.array([self._image_code[n] for n in ann_names], dtype=np.int64)
+            fields["image_id"] = "id"
+        else:
+            ids = _column(dataset["images"], "id", "images", {"id": "int"}, "iu")
+            self.ann_img = _column(anns, "image_id", where, fields, "iu").astype(np.int64)
         self.img_ids = np.unique(ids.astype(np.int64))
         cat_fields = {"id": "int"}
         cids = _column(dataset["categories"], "id", "categories", cat_fields, "iu")
@@ -170,11 +212,7 @@ class GroundTruth:
         for c in dataset["categories"]:
             self.cat_names.setdefault(int(c["id"]), c.get("name", str(c["id"])))
 
-        fields = {"id": "number", "image_id": "int", "category_id": "int", "bbox": "box",
-                  "area": "number", "iscrowd": "flag?"}
-        where = "annotations"
         ann_ids = _column(anns, "id", where, fields, "iuf").astype(np.float64)
-        self.ann_img = _column(anns, "image_id", where, fields, "iu").astype(np.int64)
         self.ann_cat = _column(anns, "category_id", where, fields, "iu").astype(np.int64)
         box = _boxes(anns, where, fields)
         area = _column(anns, "area", where, fields, "iuf").astype(np.float64)
@@ -200,6 +238,56 @@ class GroundTruth:
         self.crowd = crowd[self.src]
         self.id_nonzero = (ann_ids != 0)[self.src]
         self.n = n
+
+    def image_ids(self):
+        """The sorted unique image ids of ``images`` as the user writes them (ints or strings)."""
+        if self.image_names is None:
+            return [int(i) for i in self.img_ids]
+        return [self.image_names[i] for i in self.img_ids]
+
+    def encode_image_ids(self, ids, where="params.imgIds"):
+        """User-facing image ids -> (sorted unique user ids, int64 codes). String ids that
+        neither ``images`` nor an annotation names are dropped: such an image has no gt and
+        can have no detection, so it adds nothing to the evaluation."""
+        if self.image_names is None:
+            codes = np.unique(np.asarray(ids, dtype=np.int64))
+            return [int(i) for i in codes], codes
+        ids = list(ids)
+        bad = [v for v in ids if not isinstance(v, str)]
+        if bad:
+            raise COCOFormatError(f"{where} must hold string image ids like the ground truth's, got {bad[0]!r}")
+        user = sorted(set(ids))
+        codes = np.array([self._image_code[v] for v in user if v in self._image_code], dtype=np.int64)
+        return user, codes
+
+    def encode_detections(self, dets):
+        """Replace string image ids of ``dets`` by the ground truth's codes (in place)."""
+        strings = dets.img.dtype.kind == "U"
+        if dets.n == 0:
+            dets.img = np.zeros(0, dtype=np.int64)
+            return
+        if self.image_names is None:               # integer ids (the usual case)
+            if strings:
+                i = 0 if dets.records is None else next(
+                    (j for j, r in enumerate(dets.records) if isinstance(r["image_id"], str)), 0)
+                raise COCOFormatError(f"{dets.where}[{i}]['image_id'] must be an integer like the ground "
+                                      f"truth's image ids: {dets.record(i)}")
+            return
+        if not strings:
+            raise COCOFormatError(f"{dets.where}[0]['image_id'] must be a string like the ground truth's "
+                                  f"image ids: {dets.record(0)}")
+        names = (dets.img.tolist() if dets.records is None
+                 else [r["image_id"] for r in dets.records])
+        codes = np.empty(len(names), dtype=np.int64)
+        images = set(self.img_ids.tolist())
+        for i, name in enumerate(names):
+            code = self._image_code.get(name) if isinstance(name, str) else None
+            if code is None or code not in images:
+                raise COCOFormatError(
+                    f"{dets.where}[{i}]['image_id'] = {name!r} is not an image of the ground truth "
+                    f"(pycocotools: 'Results do not correspond to current coco set'): {dets.record(i)}")
+            codes[i] = code
+        dets.img = codes
 
 
 class Detections:
@@ -238,9 +326,14 @@ def _from_arrays(per_image, box_format):
     if box_format not in ("xyxy", "xywh"):
         raise ValueError(f"box_format must be 'xyxy' or 'xywh', got {box_format!r}")
     imgs, cats, boxes, scores = [], [], [], []
+    string_keys = None
     for image_id, entry in per_image.items():
-        if not _is_int(image_id):
-            raise COCOFormatError(f"detections: image id keys must be integers, got {image_id!r}")
+        if not (_is_int(image_id) or isinstance(image_id, str)):
+            raise COCOFormatError(f"detections: image id keys must be integers (or strings), got {image_id!r}")
+        if string_keys is None:
+            string_keys = isinstance(image_id, str)
+        elif string_keys != isinstance(image_id, str):
+            raise COCOFormatError(f"detections: image id keys cannot mix strings and integers, got {image_id!r}")
         if isinstance(entry, dict):
             missing = [k for k in ("boxes", "scores", "labels") if k not in entry]
             if missing:
@@ -269,7 +362,7 @@ def _from_arrays(per_image, box_format):
         b = b.astype(np.float64)
         if box_format == "xyxy":
             b = np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
-        imgs.append(np.full(n, int(image_id), dtype=np.int64))
+        imgs.append(np.full(n, image_id) if string_keys else np.full(n, int(image_id), dtype=np.int64))
         cats.append(lab.astype(np.int64))
         boxes.append(b)
         scores.append(s.astype(np.float64))
@@ -281,8 +374,10 @@ def _from_arrays(per_image, box_format):
 
 def _from_records(records):
     where = "detections"
-    fields = {"image_id": "int", "category_id": "int", "bbox": "box", "score": "number"}
-    img = _column(records, "image_id", where, fields, "iu").astype(np.int64)
+    fields = {"image_id": "id", "category_id": "int", "bbox": "box", "score": "number"}
+    img = _column(records, "image_id", where, fields, "iuU")
+    if img.dtype.kind != "U":
+        img = img.astype(np.int64)
     cat = _column(records, "category_id", where, fields, "iu").astype(np.int64)
     box = _boxes(records, where, fields)
     score = _column(records, "score", where, fields, "iuf").astype(np.float64)
@@ -290,7 +385,16 @@ def _from_records(records):
         img = img.astype(np.int64).reshape(0)
         cat = cat.astype(np.int64).reshape(0)
         score = score.reshape(0)
-    return Detections(img, cat, box, score, records=records)
+    # loadRes' area is bb[2] * bb[3] in the coordinates' own type: a float32 product for
+    # np.float32 values (e.g. results made with tolist() skipped), which can put an unmatched
+    # detection in another area range than the float64 product. Python numbers (JSON) give
+    # the float64 product, computed vectorised; NumPy scalars (detected on the first record)
+    # take the per-record product.
+    area = None
+    if len(records) and isinstance(records[0]["bbox"][2], np.generic):
+        area = np.fromiter((b[2] * b[3] for b in map(operator.itemgetter("bbox"), records)),
+                           dtype=np.float64, count=len(records))
+    return Detections(img, cat, box, score, records=records, area=area)
 
 
 def _from_numpy_rows(data):

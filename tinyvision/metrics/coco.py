@@ -11,6 +11,12 @@ Shapes (pycocotools' legend)::
     scores     float64[T, R, K, A, M]   A area ranges, M maxDets values
     recall     float64[T, K, A, M]      -1 where a (category, area) has no non-ignored gt
 
+``precision[t, r, k, a, m]`` is the interpolated precision (the best precision at any recall
+>= ``recThrs[r]``) of category k at IoU threshold t, area range a, keeping the top
+``maxDets[m]`` detections per image; 0 where that recall is never reached. ``scores`` holds
+the score of the detection at which that precision was read, ``recall[t, k, a, m]`` the final
+recall (0 for a category without detections).
+
 The algorithm, in pycocotools' words but on arrays:
 
 1. **Load.** Detections get area = w * h, ``iscrowd`` 0; ground truths keep their ``area``
@@ -61,9 +67,12 @@ detections whose ``category_id`` is not a category of the ground truth (pycocoto
 them silently: pass ``unknown_categories="ignore"`` for that), negative box widths or heights,
 NaN scores. Annotations without ``iscrowd`` are taken as ``iscrowd = 0`` (pycocotools raises
 a KeyError). An empty result list evaluates to AP 0 (pycocotools raises an IndexError).
-Ids must be integers (integral floats such as 1.0 are accepted, as pycocotools' dict lookups
-do); string ids are not supported. Box coordinates are read as float64 (pycocotools computes a
-result's area ``w * h`` in the coordinates' own type, which differs only for float32 boxes).
+Category ids must be integers (integral floats such as 1.0 are accepted, as pycocotools'
+dict lookups do). Image ids are integers or, as pycocotools allows, strings (mapped to integer
+codes in sorted string order, which is pycocotools' image order; they cannot mix). Box
+coordinates are read as float64; a result's area ``w * h`` is computed in float64 too, except
+for an (N, 7) array, where it is computed in the array's dtype as pycocotools' ``loadRes``
+does (float32 rows can fall on the other side of an area-range boundary).
 
 Example
 -------
@@ -142,11 +151,12 @@ def _check_iou_type(iou_type):
         raise ValueError(f"iou_type must be 'bbox' (or the unsupported 'segm'/'keypoints'), got {iou_type!r}")
 
 
-def _normalized(params):
-    """A copy of ``params`` as pycocotools' evaluate() leaves it, plus validated arrays."""
+def _normalized(params, gt):
+    """A copy of ``params`` as pycocotools' evaluate() leaves it, the area ranges as
+    float64[A, 2] and the image ids as int64 codes (:meth:`GroundTruth.encode_image_ids`)."""
     p = copy.deepcopy(params)
     _check_iou_type(p.iouType)
-    p.imgIds = [int(i) for i in np.unique(np.asarray(p.imgIds, dtype=np.int64))]
+    p.imgIds, img_codes = gt.encode_image_ids(p.imgIds)
     if p.useCats not in (0, 1, True, False):
         raise ValueError(f"params.useCats must be 0 or 1, got {p.useCats!r}")
     p.useCats = int(p.useCats)
@@ -166,7 +176,7 @@ def _normalized(params):
     if area.ndim != 2 or area.shape[1] != 2 or area.shape[0] == 0 or np.isnan(area).any():
         raise ValueError(f"params.areaRng must be a list of [lo, hi] pairs, got {p.areaRng!r}")
     p.areaRngLbl = list(p.areaRngLbl)
-    return p, area
+    return p, area, img_codes
 
 
 class COCOEvalResult:
@@ -251,6 +261,13 @@ class COCOEvalResult:
         out = [self._summarize_one(*c) for c in calls]
         self._stats = np.array([v for v, _ in out], dtype=np.float64)
         self._lines = [line for _, line in out]
+
+    @property
+    def eval(self):
+        """pycocotools' ``COCOeval.eval`` dict: ``params``, ``counts`` ([T, R, K, A, M]),
+        ``precision``, ``recall``, ``scores`` (the same arrays as the attributes)."""
+        return {"params": self.params, "counts": self.counts, "precision": self.precision,
+                "recall": self.recall, "scores": self.scores}
 
     @property
     def stats(self):
@@ -342,7 +359,7 @@ class COCOEvaluator:
         self.mode = mode
         self.gt = GroundTruth(gt)
         self.params = Params("bbox")
-        self.params.imgIds = [int(i) for i in self.gt.img_ids]
+        self.params.imgIds = self.gt.image_ids()
         self.params.catIds = [int(c) for c in self.gt.cat_ids_listed]   # repeats kept, as pycocotools
 
     def evaluate(self, detections, iou_type="bbox", *, box_format="xyxy", mode=None,
@@ -369,10 +386,11 @@ class COCOEvaluator:
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
         dets = load_detections(detections, box_format=box_format)
-        p, area_rng = _normalized(self.params)
+        self.gt.encode_detections(dets)
+        p, area_rng, img_ids = _normalized(self.params, self.gt)
         keep = validate_detections(dets, self.gt, unknown_categories, p.catIds)
         p.iouType = iou_type
-        precision, recall, scores = _evaluate_arrays(self.gt, dets, keep, p, area_rng, mode)
+        precision, recall, scores = _evaluate_arrays(self.gt, dets, keep, p, img_ids, area_rng, mode)
         if not p.useCats:
             p.catIds = [-1]
         return COCOEvalResult(precision, recall, scores, p, mode, self.gt.cat_names)
@@ -405,8 +423,11 @@ def _expand_by_category(cat, cat_list):
     return np.concatenate(pos), np.concatenate(tag)
 
 
-def _evaluate_arrays(gt, dets, keep, p, area_rng, mode):
-    img_ids = np.asarray(p.imgIds, dtype=np.int64)
+def _evaluate_arrays(gt, dets, keep, p, img_ids, area_rng, mode):
+    """The arrays of :class:`COCOEvalResult`: group, match (Numba), accumulate (Numba).
+
+    img_ids (int64[I]): the sorted image ids (codes for string ids) to evaluate; keep
+    (bool[D]): the detections of known categories; area_rng (float64[A, 2])."""
     cat_ids = np.asarray(p.catIds, dtype=np.int64)
     n_img = max(img_ids.size, 1)
     n_area = area_rng.shape[0]

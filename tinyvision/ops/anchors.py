@@ -36,9 +36,14 @@ __all__ = ["AnchorGenerator", "retinanet_anchor_generator"]
 
 def _as_nested(values, name):
     try:
-        return tuple(tuple(v) for v in values)
+        nested = tuple(tuple(v) for v in values)
     except TypeError:
         raise TypeError(f"{name} must be a sequence of sequences of numbers") from None
+    for level in nested:
+        for v in level:
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise TypeError(f"{name} must hold numbers, got {v!r} in {level!r}")
+    return nested
 
 
 class AnchorGenerator:
@@ -113,11 +118,10 @@ class AnchorGenerator:
         return [len(s) * len(r) for s, r in zip(self.sizes, self.aspect_ratios)]
 
     def _cell_anchors(self, dtype, xp):
-        if np.dtype(dtype) == np.float32:
-            cells = self.cell_anchors
-        else:
-            cells = [self.generate_anchors(s, r, dtype) for s, r in zip(self.sizes, self.aspect_ratios)]
-        return [xp.asarray(c) for c in cells]
+        # torchvision rounds the base anchors once, in float32 (at construction), and casts
+        # them to the feature maps' dtype afterwards; regenerating them in float64 or float16
+        # could round a half-integer the other way.
+        return [xp.asarray(c.astype(dtype, copy=False)) for c in self.cell_anchors]
 
     def grid_anchors(self, grid_sizes, strides, dtype=np.float32, xp=np):
         """Anchors of each level: list of arrays (H_l * W_l * A_l, 4).
@@ -190,7 +194,8 @@ class AnchorGenerator:
                 ``.tensors`` (that batch) and ``.image_sizes`` (torchvision's ImageList).
             feature_maps: list of arrays or Tensors (N, C_l, H_l, W_l), one per level.
         Returns:
-            list of N arrays (sum_l H_l W_l A_l, 4) in the feature maps' float dtype (a Tensor
+            list of N arrays (sum_l H_l W_l A_l, 4) in the feature maps' float dtype (the
+            float32 base anchors cast to it, then shifted, as torchvision; a Tensor
             per image when the feature maps are Tensors). Every image of a padded batch gets the
             same anchors (they depend only on the padded size).
         """

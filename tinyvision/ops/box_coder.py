@@ -161,8 +161,9 @@ class BoxCoder:
 
     def encode_single(self, reference_boxes, proposals):
         """Targets (N, 4) for ground-truth ``reference_boxes`` (N, 4) against ``proposals``
-        (N, 4) (the anchors), computed in reference_boxes' float dtype. No clamp; a zero-width
-        box gives -inf / inf / NaN as in torchvision."""
+        (N, 4) (the anchors). Float dtypes as torchvision: each box set's own sizes and centres
+        in its dtype (integers: float32), the result in the promoted dtype. No clamp; a
+        zero-width box gives -inf / inf / NaN as in torchvision."""
         ref, t1 = unwrap(reference_boxes, "reference_boxes")
         prop, t2 = unwrap(proposals, "proposals")
         for arr, name in ((ref, "reference_boxes"), (prop, "proposals")):
@@ -173,13 +174,15 @@ class BoxCoder:
             raise ValueError(
                 f"reference_boxes {tuple(ref.shape)} and proposals {tuple(prop.shape)} must pair up one to one"
             )
-        dt = ref.dtype if ref.dtype.kind == "f" else np.dtype(np.float32)
-        ref = ref.astype(dt, copy=False)
-        prop = prop.astype(dt, copy=False)
-        xp = get_array_module(ref, prop)
+        # Each input keeps its own float dtype (integers -> float32), so that, as in torchvision,
+        # the anchors' widths and centres are computed in the anchors' dtype and only the
+        # combination is promoted; the weights are taken in reference_boxes' dtype.
+        ref = ref if ref.dtype.kind == "f" else ref.astype(np.float32)
+        prop = prop if prop.dtype.kind == "f" else prop.astype(np.float32)
+        weights = tuple(ref.dtype.type(w) for w in self.weights)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = encode_boxes(ref, prop, self.weights)
-        return wrap(xp.asarray(out, dtype=dt), t1 or t2)
+            out = encode_boxes(ref, prop, weights)
+        return wrap(out, t1 or t2)
 
     def encode(self, reference_boxes, proposals):
         """Per-image lists: ``encode_single`` on the concatenation, split back per image."""

@@ -14,8 +14,11 @@ Conventions
 -----------
 * Arrays in -> arrays out; Tensors in -> Tensors out (no gradient: the differentiable box
   loss is :func:`tinyvision.ops.generalized_box_iou_loss`).
-* Arithmetic is torchvision's, operation for operation, in the input dtype (float16 and small
-  integer types are first widened as torchvision's ``_upcast`` does; integer IoU is float32).
+* Arithmetic is torchvision's, operation for operation, in the input dtype, widened where
+  torchvision's ``_upcast`` widens: box_iou / generalized_box_iou take float16 corner
+  differences in float16 and widen them to float32 before any product (distance / complete IoU
+  widen the boxes first); small integer types are widened to int32 first (torchvision would
+  let a uint8 difference wrap around); integer IoU is float32.
 * **0 / 0 is 0.** Where U = 0 (two zero-area boxes) IoU is 0; torchvision returns NaN there.
   Where C = 0 the GIoU penalty term is 0. Everywhere else the values are torchvision's.
 * Boxes with x2 < x1 or y2 < y1 are *not* refused by box_iou / generalized_box_iou: like
@@ -165,7 +168,21 @@ def _pair_dtype(a, b):
     return np.promote_types(da, db)
 
 
-def _prepare_pair(boxes1, boxes2):
+def _upcast_dtype(dt):
+    """The dtype :func:`upcast` gives: float16 -> float32, small integers -> int32."""
+    if dt.kind == "f":
+        return dt if dt in (np.float32, np.float64) else np.dtype(np.float32)
+    return dt if dt in (np.int32, np.int64) else np.dtype(np.int32)
+
+
+def _prepare_pair(boxes1, boxes2, upcast_floats=True):
+    """Validated (xp, boxes1, boxes2, as_tensor) in their common dtype.
+
+    Small integer types are always widened to int32 first (so that a corner difference cannot
+    wrap around, as it would in uint8). float16 is widened to float32 here only when
+    ``upcast_floats``: torchvision's box_iou / generalized_box_iou take the corner maxima and
+    their differences in float16 and widen afterwards, its distance / complete IoU widen first.
+    """
     a1, t1 = unwrap(boxes1, "boxes1")
     a2, t2 = unwrap(boxes2, "boxes2")
     check_boxes(a1, "boxes1")
@@ -174,9 +191,9 @@ def _prepare_pair(boxes1, boxes2):
     check_finite(a2, "boxes2")
     xp = get_array_module(a1, a2)
     dt = _pair_dtype(a1, a2)
-    a1 = upcast(a1.astype(dt, copy=False))
-    a2 = upcast(a2.astype(dt, copy=False))
-    return xp, a1, a2, (t1 or t2)
+    if dt.kind != "f" or upcast_floats:
+        dt = _upcast_dtype(dt)
+    return xp, a1.astype(dt, copy=False), a2.astype(dt, copy=False), (t1 or t2)
 
 
 def _inter_union(xp, b1, b2):
@@ -221,7 +238,7 @@ def box_iou(boxes1, boxes2):
     >>> box_iou(np.array([[0., 0., 2., 2.]]), np.array([[1., 1., 3., 3.], [0., 0., 2., 2.]]))
     array([[0.14285714, 1.        ]])
     """
-    xp, b1, b2, as_tensor = _prepare_pair(boxes1, boxes2)
+    xp, b1, b2, as_tensor = _prepare_pair(boxes1, boxes2, upcast_floats=False)
     if xp is np and b1.dtype in (np.float32, np.float64):
         from ..kernels.cpu import boxes as cpu_boxes
 
@@ -248,7 +265,7 @@ def generalized_box_iou(boxes1, boxes2):
     >>> generalized_box_iou(np.array([[0., 0., 1., 1.]]), np.array([[2., 0., 3., 1.]]))
     array([[-0.33333333]])
     """
-    xp, b1, b2, as_tensor = _prepare_pair(boxes1, boxes2)
+    xp, b1, b2, as_tensor = _prepare_pair(boxes1, boxes2, upcast_floats=False)
     inter, union = _inter_union(xp, b1, b2)
     iou = _ratio_zero_on_zero(xp, inter, union)
     lti = xp.minimum(b1[:, None, :2], b2[None, :, :2])      # (N, M, 2) enclosing top-left
@@ -339,7 +356,7 @@ def clip_boxes_to_image(boxes, size):
     """
     arr, as_tensor = unwrap(boxes, "boxes")
     check_boxes(arr, "boxes", batch_ok=True)
-    if len(size) != 2:
+    if not isinstance(size, (tuple, list)) or len(size) != 2:
         raise ValueError(f"size must be (height, width), got {size!r}")
     height = _py_number(size[0], "size[0] (height)")
     width = _py_number(size[1], "size[1] (width)")

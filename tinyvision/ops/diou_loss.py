@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from ..autograd import Function
 from ..backend import get_array_module
-from .giou_loss import _REDUCTIONS, _check_pair, _max_share, _min_share, _reduce, _sum_to, _upstream
+from .giou_loss import (
+    _REDUCTIONS,
+    _check_pair,
+    _corners,
+    _enclosing_backward,
+    _inter_union_backward,
+    _paired_inter_union,
+    _reduce,
+    _sum_to,
+    _upstream,
+)
 
 __all__ = ["distance_box_iou_loss", "DistanceBoxIoULoss"]
 
@@ -48,14 +58,9 @@ class DistanceBoxIoULoss(Function):
         eps = self.eps
         a = [boxes1[..., k] for k in range(4)]
         b = [boxes2[..., k] for k in range(4)]
-        kx1, ky1 = xp.maximum(a[0], b[0]), xp.maximum(a[1], b[1])
-        kx2, ky2 = xp.minimum(a[2], b[2]), xp.minimum(a[3], b[3])
-        m = (ky2 > ky1) & (kx2 > kx1)
-        inter = xp.where(m, (kx2 - kx1) * (ky2 - ky1), 0 * kx1)
-        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+        k, (cx1, cy1, cx2, cy2) = _corners(xp, a, b)
+        m, inter, union = _paired_inter_union(xp, a, b, k)
         iou = inter / (union + eps)
-        cx1, cy1 = xp.minimum(a[0], b[0]), xp.minimum(a[1], b[1])
-        cx2, cy2 = xp.maximum(a[2], b[2]), xp.maximum(a[3], b[3])
         diag2 = (cx2 - cx1) ** 2 + (cy2 - cy1) ** 2 + eps
         pax, pay = (a[2] + a[0]) / 2, (a[3] + a[1]) / 2
         pbx, pby = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
@@ -71,10 +76,7 @@ class DistanceBoxIoULoss(Function):
         g = _upstream(xp, gy, self.loss_shape, self.reduction, union.dtype)
         a = [boxes1[..., k] for k in range(4)]
         b = [boxes2[..., k] for k in range(4)]
-        kx1, ky1 = xp.maximum(a[0], b[0]), xp.maximum(a[1], b[1])
-        kx2, ky2 = xp.minimum(a[2], b[2]), xp.minimum(a[3], b[3])
-        cx1, cy1 = xp.minimum(a[0], b[0]), xp.minimum(a[1], b[1])
-        cx2, cy2 = xp.maximum(a[2], b[2]), xp.maximum(a[3], b[3])
+        k, (cx1, cy1, cx2, cy2) = _corners(xp, a, b)
 
         u_eps = union + self.eps
         gU = g * inter / (u_eps * u_eps)
@@ -82,36 +84,17 @@ class DistanceBoxIoULoss(Function):
         g_rho2 = g / diag2
         gD = -g * rho2 / (diag2 * diag2)
 
-        shape = g.shape + (4,)
-        ga = xp.zeros(shape, dtype=g.dtype)
-        gb = xp.zeros(shape, dtype=g.dtype)
-        # areas
-        for grad, box in ((ga, a), (gb, b)):
-            wdt, hgt = box[2] - box[0], box[3] - box[1]
-            grad[..., 0] -= gU * hgt
-            grad[..., 2] += gU * hgt
-            grad[..., 1] -= gU * wdt
-            grad[..., 3] += gU * wdt
-        # centres: rho2 = (pa_x - pb_x)^2 + ..., p = (x1 + x2) / 2
+        ga = xp.zeros(g.shape + (4,), dtype=g.dtype)
+        gb = xp.zeros(g.shape + (4,), dtype=g.dtype)
+        _inter_union_backward(xp, ga, gb, a, b, k, m, gU, gI)
+        # centres: rho2 = (pa_x - pb_x)^2 + ..., p = (x1 + x2) / 2 sends half to x1, half to x2
         g_px = 2 * ((a[2] + a[0]) / 2 - (b[0] + b[2]) / 2) * g_rho2
         g_py = 2 * ((a[3] + a[1]) / 2 - (b[1] + b[3]) / 2) * g_rho2
-        for k, gc in ((0, g_px), (2, g_px), (1, g_py), (3, g_py)):
-            ga[..., k] += 0.5 * gc
-            gb[..., k] -= 0.5 * gc
-        # intersection and enclosing corners
-        g_kx2 = xp.where(m, gI * (ky2 - ky1), 0 * gI)
-        g_ky2 = xp.where(m, gI * (kx2 - kx1), 0 * gI)
-        g_cx2 = 2 * (cx2 - cx1) * gD
-        g_cy2 = 2 * (cy2 - cy1) * gD
-        for k, g_corner, share in (
-            (0, -g_kx2, _max_share), (1, -g_ky2, _max_share),
-            (2, g_kx2, _min_share), (3, g_ky2, _min_share),
-            (0, -g_cx2, _min_share), (1, -g_cy2, _min_share),
-            (2, g_cx2, _max_share), (3, g_cy2, _max_share),
-        ):
-            wa, wb = share(a[k], b[k])
-            ga[..., k] += g_corner * wa
-            gb[..., k] += g_corner * wb
+        for c, gc in ((0, g_px), (2, g_px), (1, g_py), (3, g_py)):
+            ga[..., c] += 0.5 * gc
+            gb[..., c] -= 0.5 * gc
+        # D = (cx2 - cx1)^2 + (cy2 - cy1)^2 + eps: g(cx2) = 2 (cx2 - cx1) gD, g(cy2) likewise
+        _enclosing_backward(ga, gb, a, b, 2 * (cx2 - cx1) * gD, 2 * (cy2 - cy1) * gD)
         return _sum_to(ga, boxes1.shape), _sum_to(gb, boxes2.shape)
 
 

@@ -56,6 +56,55 @@ def _upstream(xp, gy, loss_shape, reduction, dtype):
     return xp.broadcast_to(gy, loss_shape).astype(dtype)
 
 
+def _corners(xp, a, b):
+    """Intersection corners k = (kx1, ky1, kx2, ky2) and enclosing corners c = (cx1, ...) of
+    paired boxes a, b (lists of the four coordinate arrays)."""
+    k = (xp.maximum(a[0], b[0]), xp.maximum(a[1], b[1]), xp.minimum(a[2], b[2]), xp.minimum(a[3], b[3]))
+    c = (xp.minimum(a[0], b[0]), xp.minimum(a[1], b[1]), xp.maximum(a[2], b[2]), xp.maximum(a[3], b[3]))
+    return k, c
+
+
+def _paired_inter_union(xp, a, b, k):
+    """m = [boxes overlap], I = m (kx2 - kx1)(ky2 - ky1), U = A_a + A_b - I (torchvision's
+    ``_loss_inter_union``)."""
+    kx1, ky1, kx2, ky2 = k
+    m = (ky2 > ky1) & (kx2 > kx1)
+    inter = xp.where(m, (kx2 - kx1) * (ky2 - ky1), 0 * kx1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return m, inter, union
+
+
+def _inter_union_backward(xp, ga, gb, a, b, k, m, gU, gI):
+    """Add to ga, gb the gradient reaching the coordinates through U (the two areas) and
+    through I (the intersection corners, only where m), given gU = dLoss/dU, gI = dLoss/dI."""
+    kx1, ky1, kx2, ky2 = k
+    for grad, box in ((ga, a), (gb, b)):
+        # d/dx2 (x2 - x1)(y2 - y1) = (y2 - y1), d/dx1 = -(y2 - y1); y alike
+        wdt, hgt = box[2] - box[0], box[3] - box[1]
+        grad[..., 0] -= gU * hgt
+        grad[..., 2] += gU * hgt
+        grad[..., 1] -= gU * wdt
+        grad[..., 3] += gU * wdt
+    g_kx2 = xp.where(m, gI * (ky2 - ky1), 0 * gI)
+    g_ky2 = xp.where(m, gI * (kx2 - kx1), 0 * gI)
+    _route_corners(ga, gb, a, b, ((0, -g_kx2, _max_share), (1, -g_ky2, _max_share),
+                                  (2, g_kx2, _min_share), (3, g_ky2, _min_share)))
+
+
+def _enclosing_backward(ga, gb, a, b, g_cx2, g_cy2):
+    """Add the gradient of the enclosing corners (g(cx1) = -g(cx2), g(cy1) = -g(cy2))."""
+    _route_corners(ga, gb, a, b, ((0, -g_cx2, _min_share), (1, -g_cy2, _min_share),
+                                  (2, g_cx2, _max_share), (3, g_cy2, _max_share)))
+
+
+def _route_corners(ga, gb, a, b, corners):
+    """Each corner's gradient goes to the argument of its max/min that attained it."""
+    for k, g_corner, share in corners:
+        wa, wb = share(a[k], b[k])
+        ga[..., k] += g_corner * wa
+        gb[..., k] += g_corner * wb
+
+
 class GeneralizedBoxIoULoss(Function):
     r"""GIoU loss of paired boxes, elementwise over the leading axes.
 
@@ -101,18 +150,9 @@ class GeneralizedBoxIoULoss(Function):
         eps = self.eps
         a = [boxes1[..., k] for k in range(4)]   # ax1, ay1, ax2, ay2
         b = [boxes2[..., k] for k in range(4)]   # bx1, by1, bx2, by2
-        kx1 = xp.maximum(a[0], b[0])
-        ky1 = xp.maximum(a[1], b[1])
-        kx2 = xp.minimum(a[2], b[2])
-        ky2 = xp.minimum(a[3], b[3])
-        m = (ky2 > ky1) & (kx2 > kx1)
-        inter = xp.where(m, (kx2 - kx1) * (ky2 - ky1), 0 * kx1)
-        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+        k, (cx1, cy1, cx2, cy2) = _corners(xp, a, b)
+        m, inter, union = _paired_inter_union(xp, a, b, k)
         iou = inter / (union + eps)
-        cx1 = xp.minimum(a[0], b[0])
-        cy1 = xp.minimum(a[1], b[1])
-        cx2 = xp.maximum(a[2], b[2])
-        cy2 = xp.maximum(a[3], b[3])
         area_c = (cx2 - cx1) * (cy2 - cy1)
         loss = 1 - (iou - (area_c - union) / (area_c + eps))
         self.save_for_backward(boxes1, boxes2, m, inter, union, area_c)
@@ -127,10 +167,7 @@ class GeneralizedBoxIoULoss(Function):
         g = _upstream(xp, gy, self.loss_shape, self.reduction, dt)
         a = [boxes1[..., k] for k in range(4)]
         b = [boxes2[..., k] for k in range(4)]
-        kx1, ky1 = xp.maximum(a[0], b[0]), xp.maximum(a[1], b[1])
-        kx2, ky2 = xp.minimum(a[2], b[2]), xp.minimum(a[3], b[3])
-        cx1, cy1 = xp.minimum(a[0], b[0]), xp.minimum(a[1], b[1])
-        cx2, cy2 = xp.maximum(a[2], b[2]), xp.maximum(a[3], b[3])
+        k, (cx1, cy1, cx2, cy2) = _corners(xp, a, b)
 
         u_eps = union + eps
         c_eps = area_c + eps
@@ -138,36 +175,11 @@ class GeneralizedBoxIoULoss(Function):
         gI = -g / u_eps - gU
         gC = g * u_eps / (c_eps * c_eps)
 
-        # intersection corners (zero where the boxes do not overlap)
-        g_kx2 = xp.where(m, gI * (ky2 - ky1), 0 * gI)
-        g_ky2 = xp.where(m, gI * (kx2 - kx1), 0 * gI)
-        g_kx1, g_ky1 = -g_kx2, -g_ky2
-        # enclosing-box corners
-        g_cx2 = gC * (cy2 - cy1)
-        g_cy2 = gC * (cx2 - cx1)
-        g_cx1, g_cy1 = -g_cx2, -g_cy2
-
-        shape = g.shape + (4,)
-        ga = xp.zeros(shape, dtype=dt)
-        gb = xp.zeros(shape, dtype=dt)
-        # areas: d/dx2 (x2 - x1)(y2 - y1) = (y2 - y1), etc.
-        for grad, box in ((ga, a), (gb, b)):
-            wdt = box[2] - box[0]
-            hgt = box[3] - box[1]
-            grad[..., 0] -= gU * hgt
-            grad[..., 2] += gU * hgt
-            grad[..., 1] -= gU * wdt
-            grad[..., 3] += gU * wdt
-        # corners -> the coordinates that attained each max / min
-        for k, g_corner, share in (
-            (0, g_kx1, _max_share), (1, g_ky1, _max_share),
-            (2, g_kx2, _min_share), (3, g_ky2, _min_share),
-            (0, g_cx1, _min_share), (1, g_cy1, _min_share),
-            (2, g_cx2, _max_share), (3, g_cy2, _max_share),
-        ):
-            wa, wb = share(a[k], b[k])
-            ga[..., k] += g_corner * wa
-            gb[..., k] += g_corner * wb
+        ga = xp.zeros(g.shape + (4,), dtype=dt)
+        gb = xp.zeros(g.shape + (4,), dtype=dt)
+        _inter_union_backward(xp, ga, gb, a, b, k, m, gU, gI)
+        # C = (cx2 - cx1)(cy2 - cy1): g(cx2) = gC (cy2 - cy1), g(cy2) = gC (cx2 - cx1)
+        _enclosing_backward(ga, gb, a, b, gC * (cy2 - cy1), gC * (cx2 - cx1))
         return _sum_to(ga, boxes1.shape), _sum_to(gb, boxes2.shape)
 
 

@@ -18,7 +18,8 @@ Conventions
 * Bad input raises ValueError/TypeError before any kernel runs: boxes not (N, 4), scores not
   (N,), mismatched lengths, NaN/inf coordinates or scores, x2 < x1 or y2 < y1 (zero width or
   height is allowed), a NaN threshold. Empty input returns an empty int64 result.
-* Integer boxes are converted to float64 (exact), float16 to float32. CuPy inputs are copied
+* Integer boxes are converted to float64 (exact), float16 to float32 (torchvision's CPU
+  kernel refuses both; its CUDA kernel takes float16). CuPy inputs are copied
   to the host, suppressed there by the Numba kernel, and the indices copied back.
 
 Kernels (``tinyvision.kernels.cpu.nms``)

@@ -182,9 +182,9 @@ def coco_accumulate(cat_start, cat_end, dt_rank, dt_score, state, n_pos,
     n_rec = rec_thrs.shape[0]
     n_md = max_dets.shape[0]
     eps = np.spacing(1.0) if bug_for_bug else 0.0
-    precision = -np.ones((n_thr, n_rec, n_cat, n_area, n_md))
-    recall = -np.ones((n_thr, n_cat, n_area, n_md))
-    scores = -np.ones((n_thr, n_rec, n_cat, n_area, n_md))
+    precision = np.full((n_thr, n_rec, n_cat, n_area, n_md), -1.0)   # -1: no non-ignored gt
+    recall = np.full((n_thr, n_cat, n_area, n_md), -1.0)
+    scores = np.full((n_thr, n_rec, n_cat, n_area, n_md), -1.0)
     max_len = 0
     for k in range(n_cat):
         max_len = max(max_len, cat_end[k] - cat_start[k])

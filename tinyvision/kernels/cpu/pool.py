@@ -128,6 +128,16 @@ def _avg_window(o, S, P, K, size):
     return max(start, 0), min(end, size), padded_length
 
 
+def _avg_divisor(h0, h1, ph, w0, w1, pw, count_include_pad, divisor_override):
+    """divisor_override if given; else the window's area clipped to the padded input
+    (count_include_pad=True), or the number of its in-bounds elements."""
+    if divisor_override is not None:
+        return divisor_override
+    if count_include_pad:
+        return ph * pw
+    return (h1 - h0) * (w1 - w0)
+
+
 def avg_pool2d_reference(x, kernel_size, stride, padding, output_size, count_include_pad=True,
                          divisor_override=None):
     """y[n,c,oh,ow] = (sum of x over the window's in-bounds part) / divisor, where divisor is
@@ -143,12 +153,7 @@ def avg_pool2d_reference(x, kernel_size, stride, padding, output_size, count_inc
             if h0 >= h1 or w0 >= w1:
                 y[:, :, oh, ow] = 0  # a window entirely in the padding (ceil_mode edge)
                 continue
-            if divisor_override is not None:
-                divisor = divisor_override
-            elif count_include_pad:
-                divisor = ph * pw
-            else:
-                divisor = (h1 - h0) * (w1 - w0)
+            divisor = _avg_divisor(h0, h1, ph, w0, w1, pw, count_include_pad, divisor_override)
             total = np.zeros((N, C), dtype=np.float64)
             for h in range(h0, h1):
                 for w in range(w0, w1):
@@ -169,12 +174,7 @@ def avg_pool2d_backward_reference(gy, input_shape, kernel_size, stride, padding,
             w0, w1, pw = _avg_window(ow, stride[1], padding[1], kernel_size[1], W)
             if h0 >= h1 or w0 >= w1:
                 continue
-            if divisor_override is not None:
-                divisor = divisor_override
-            elif count_include_pad:
-                divisor = ph * pw
-            else:
-                divisor = (h1 - h0) * (w1 - w0)
+            divisor = _avg_divisor(h0, h1, ph, w0, w1, pw, count_include_pad, divisor_override)
             gx[:, :, h0:h1, w0:w1] += (gy[:, :, oh, ow] / divisor)[:, :, None, None]
     return gx
 

@@ -1,7 +1,13 @@
-"""Backward of separable resampling (interpolate) on raw NumPy arrays: a Numba kernel.
+"""Separable resampling (interpolate) on raw NumPy arrays: Numba forward and backward kernels.
 
-The forward of ``F.interpolate`` is a pair of gathers (``functional/resample.py``); its
-backward is the transpose, gx = Ah^T gy Aw, a *scatter*: output pixel (o, q) sends
+The forward of ``F.interpolate`` is a pair of gathers, columns first then rows (written with
+array indexing in ``functional/resample.py``, which is also the GPU path): with taps as below,
+
+    u[h, q] = sum_s w_weight[s, q] * x[h, w_index[s, q]]                (H, OW)
+    y[o, q] = sum_t h_weight[t, o] * u[h_index[t, o], q]                (OH, OW)
+
+evaluated here in the same order and dtype (so bit for bit the same), without the (N, C, H, OW)
+temporaries. The backward is the transpose, gx = Ah^T gy Aw, a *scatter*: output pixel (o, q) sends
 gy[o, q] * wh[t, o] * ww[s, q] to input pixel (h_index[t, o], w_index[s, q]) for every row
 tap t and column tap s (one tap for nearest, two for bilinear).
 
@@ -16,7 +22,45 @@ from numba import njit, prange
 
 from .pool import _threads_for
 
-__all__ = ["resample2d_backward_reference", "resample2d_backward"]
+__all__ = ["resample2d_forward", "resample2d_backward_reference", "resample2d_backward"]
+
+
+@njit(cache=True, parallel=True)
+def _resample_forward_planes(x, h_index, h_weight, w_index, w_weight):
+    P, H, W = x.shape
+    T, OH = h_index.shape
+    S, OW = w_index.shape
+    y = np.empty((P, OH, OW), dtype=x.dtype)
+    for p in prange(P):
+        u = np.empty((H, OW), dtype=x.dtype)       # the column pass of this plane
+        for h in range(H):
+            for q in range(OW):
+                acc = x[p, h, w_index[0, q]] * w_weight[0, q]
+                for s in range(1, S):
+                    acc = acc + x[p, h, w_index[s, q]] * w_weight[s, q]
+                u[h, q] = acc
+        for o in range(OH):                        # the row pass
+            for q in range(OW):
+                acc = u[h_index[0, o], q] * h_weight[0, o]
+                for t in range(1, T):
+                    acc = acc + u[h_index[t, o], q] * h_weight[t, o]
+                y[p, o, q] = acc
+    return y
+
+
+def resample2d_forward(x, h_index, h_weight, w_index, w_weight):
+    """y (N, C, OH, OW) from x (N, C, H, W) float32/float64 and taps (T, OH), (S, OW) whose
+    indices lie inside the input (the caller clamps them)."""
+    N, C, H, W = x.shape
+    dtype = x.dtype
+    OH, OW = h_index.shape[1], w_index.shape[1]
+    with _threads_for(N * C * (H * OW * w_index.shape[0] + OH * OW * h_index.shape[0])):
+        y = _resample_forward_planes(
+            np.ascontiguousarray(x).reshape(N * C, H, W),
+            np.ascontiguousarray(h_index, dtype=np.int64), np.ascontiguousarray(h_weight, dtype=dtype),
+            np.ascontiguousarray(w_index, dtype=np.int64), np.ascontiguousarray(w_weight, dtype=dtype),
+        )
+    return y.reshape(N, C, OH, OW)
 
 
 def resample2d_backward_reference(gy, h_index, h_weight, w_index, w_weight, height, width):

@@ -1,0 +1,160 @@
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3) (kernels/cpu/winograd.py): the transform matrices
+compute a correlation exactly; the kernels (forward and F(3x3, 2x2) weight gradient) equal the
+plain-loop reference (float64, float32) on ragged tiles, paddings 0-3, batches 1-3, any channel
+counts, every chunking; conv2d's forward and gradients that dispatch to them equal PyTorch's; F(2x2, 3x3)'s float32 error
+stays within the float32 tolerance at realistic channel counts."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinyvision as tv
+import tinyvision.functional as F
+from tinyvision.kernels.cpu import conv as CPU
+from tinyvision.kernels.cpu import winograd as WG
+from tinyvision.testing import tolerance
+
+
+def reference(x, w, padding, osz):
+    return CPU.conv2d_forward_reference(x, w, (1, 1), padding, (1, 1), 1, osz)
+
+
+def assert_close(got, want, dtype, what=""):
+    tol = tolerance(dtype)
+    # float32: sums of up to a few hundred products of N(0,1) numbers (as in test_conv_kernels).
+    atol = tol["atol"] * (1 if dtype == np.float64 else 10)
+    np.testing.assert_allclose(got, want, rtol=tol["rtol"], atol=atol, err_msg=what)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_matrices_compute_the_1d_correlation(m):
+    """A^T [(G g) * (B^T d)] = [sum_u g[u] d[i + u] for i < m], for random g, d (float64)."""
+    BT, G, AT = WG.MATRICES[m]
+    rng = np.random.default_rng(m)
+    for _ in range(5):
+        g, d = rng.standard_normal(3), rng.standard_normal(m + 2)
+        want = np.array([g @ d[i:i + 3] for i in range(m)])
+        np.testing.assert_allclose(AT @ ((G @ g) * (BT @ d)), want, rtol=1e-13, atol=1e-13)
+
+
+def test_f23_golden():
+    """F(2x2, 3x3) on one 4x4 tile, by hand: an all-ones filter sums each 3x3 window."""
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    y = WG.winograd_conv3x3(x, np.ones((1, 1, 3, 3)), (0, 0), (2, 2), m=2)
+    np.testing.assert_allclose(y[0, 0], [[45.0, 54.0], [81.0, 90.0]], rtol=0, atol=1e-12)
+
+
+def test_filter_transform_is_g_w_gt():
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((3, 2, 3, 3))
+    for m in (2, 4):
+        _, G, _ = WG.MATRICES[m]
+        U = WG.filter_transform(w, m).reshape(m + 2, m + 2, 3, 2)
+        for f in range(3):
+            for c in range(2):
+                np.testing.assert_allclose(U[:, :, f, c], G @ w[f, c] @ G.T, rtol=1e-13, atol=1e-13)
+
+
+@st.composite
+def geometries(draw):
+    """(N, C, H, W, F, (PH, PW), (OH, OW)): any sizes, including ragged last tiles and outputs
+    cropped at the bottom/right (a conv's output size need not use all of the padding)."""
+    N, C, F = draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    PH, PW = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    H = draw(st.integers(max(1, 3 - 2 * PH), 13))
+    W = draw(st.integers(max(1, 3 - 2 * PW), 13))
+    OH, OW = H + 2 * PH - 2, W + 2 * PW - 2
+    OH, OW = draw(st.integers(max(1, OH - 1), OH)), draw(st.integers(max(1, OW - 1), OW))
+    return N, C, H, W, F, (PH, PW), (OH, OW)
+
+
+@settings(max_examples=40)
+@given(geom=geometries(), m=st.sampled_from([2, 4]), dtype=st.sampled_from([np.float32, np.float64]),
+       workspace=st.sampled_from([None, 1, 4096]))
+def test_winograd_equals_reference(geom, m, dtype, workspace):
+    N, C, H, W, Fo, pad, osz = geom
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((N, C, H, W)), rng.standard_normal((Fo, C, 3, 3))
+    want = reference(x, w, pad, osz)
+    got = WG.winograd_conv3x3(x.astype(dtype), w.astype(dtype), pad, osz, m, workspace)
+    assert got.dtype == dtype and got.shape == want.shape
+    if dtype == np.float32 and m == 4:
+        # F(4x4, 3x3) in float32: about 10x the direct product's round-off (see docs/conv.md).
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+    else:
+        assert_close(got, want, dtype)
+
+
+@settings(max_examples=30)
+@given(geom=geometries(), dtype=st.sampled_from([np.float32, np.float64]), workspace=st.sampled_from([None, 1, 4096]))
+def test_winograd_grad_weight_equals_reference(geom, dtype, workspace):
+    """F(3x3, 2x2) weight gradient == the plain-loop gw, ragged gy tiles and cropped outputs included."""
+    N, C, H, W, Fo, pad, osz = geom
+    rng = np.random.default_rng(0)
+    x, gy = rng.standard_normal((N, C, H, W)), rng.standard_normal((N, Fo) + osz)
+    want = CPU.conv2d_grad_weight_reference(x, gy, (1, 1), pad, (1, 1), 1, (3, 3))
+    got = WG.winograd_conv3x3_grad_weight(x.astype(dtype), gy.astype(dtype), pad, workspace)
+    assert got.dtype == dtype and got.shape == want.shape
+    assert_close(got, want, dtype)
+
+
+def test_dispatch_uses_winograd_where_chosen(monkeypatch):
+    calls = []
+    real, real_gw = WG.winograd_conv3x3, WG.winograd_conv3x3_grad_weight
+    monkeypatch.setattr(WG, "winograd_conv3x3", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(WG, "winograd_conv3x3_grad_weight", lambda *a, **k: calls.append(2) or real_gw(*a, **k))
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((1, 4, 12, 12)), rng.standard_normal((4, 4, 3, 3))
+    gy = rng.standard_normal((1, 4, 12, 12))
+    o = ((1, 1), (1, 1), (1, 1), 1)
+    CPU.conv2d_forward(x, w, *o, (12, 12))
+    CPU.conv2d_grad_input(gy, w, *o, (12, 12))  # stride 1: gx is a 3x3 conv of gy
+    CPU.conv2d_grad_weight(x, gy, *o, (3, 3))
+    assert calls == [1, 1, 2]
+    CPU.conv2d_forward(x, w, (2, 2), (1, 1), (1, 1), 1, (6, 6))        # stride 2
+    CPU.conv2d_forward(x, w, (1, 1), (2, 2), (2, 2), 1, (12, 12))      # dilation 2
+    CPU.conv2d_forward(x[:, :3], w[:, :3], *o, (12, 12))               # 3 input channels
+    CPU.conv2d_grad_input(gy[:, :3], w[:3], *o, (12, 12))              # gx with 3 gy channels
+    CPU.conv2d_forward(x[:, :, :8, :8], w, *o, (8, 8))                  # small output
+    CPU.conv2d_grad_weight(x[:, :3], gy, *o, (3, 3))
+    assert calls == [1, 1, 2]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "xs, fo, padding",
+    [((1, 4, 13, 15), 5, 1), ((2, 6, 14, 15), 3, 0), ((3, 5, 12, 17), 4, 2), ((2, 8, 15, 12), 8, "same")],
+    ids=["n1-pad1", "n2-pad0", "n3-pad2", "n2-same"],
+)
+def test_conv2d_with_winograd_matches_torch(xs, fo, padding, dtype):
+    """F.conv2d's forward, input gradient and weight gradient (all Winograd here) vs PyTorch."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal((fo, xs[1], 3, 3)).astype(dtype)
+    b = rng.standard_normal(fo).astype(dtype)
+    X, Wt, B = (tv.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.conv2d(X, Wt, B, padding=padding)
+    assert CPU._use_winograd(xs[1], (3, 3), (1, 1), (1, 1), 1, y.shape[2:])
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    y.backward(gy)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, padding=padding)
+    ty.backward(torch.tensor(gy))
+    tol = tolerance(dtype)
+    scale = 1 if dtype == np.float64 else 10
+    for name, a, t in [("y", y, ty), ("gx", X.grad, tx.grad), ("gw", Wt.grad, tw.grad), ("gb", B.grad, tb.grad)]:
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a.numpy(), t.detach().numpy(), rtol=tol["rtol"], atol=tol["atol"] * scale,
+                                   err_msg=name)
+
+
+def test_f23_float32_error_within_tolerance_at_64_channels():
+    """F(2x2, 3x3) in float32 vs a float64 reference: within rtol 1e-4 + atol 1e-5 x the output's
+    RMS everywhere (the direct product's error is about the same; F(4x4, 3x3)'s is not)."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((1, 64, 14, 14)), rng.standard_normal((64, 64, 3, 3))
+    want = CPU.conv2d_forward(x, w, (1, 1), (1, 1), (1, 1), 1, (14, 14))
+    rms = np.sqrt(np.mean(want ** 2))
+    got = WG.winograd_conv3x3(x.astype(np.float32), w.astype(np.float32), (1, 1), (14, 14), m=2)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * rms)
