@@ -163,3 +163,15 @@ def test_interpolate_refuses_non_integer_size():
     with pytest.raises(TypeError, match="size must be an int or a pair of ints"):
         F.interpolate(x, size=2.5)
     assert F.interpolate(x, size=np.int64(3)).shape == (1, 1, 3, 3)
+
+
+@pytest.mark.parametrize("op,args", [("max_pool2d", (3, 2, 1)), ("avg_pool2d", (2,)),
+                                     ("adaptive_max_pool2d", ((2, 3),)), ("adaptive_avg_pool2d", (3,))])
+def test_pooling_unbatched_chw_input_like_torch(op, args, rng):
+    x = rng.standard_normal((3, 7, 6))
+    _check(lambda t: getattr(F, op)(t, *args), lambda t: getattr(TF, op)(t, *args), x, rng)
+    if op.endswith("max_pool2d"):
+        y, idx = getattr(F, op)(tv.tensor(x), *args, return_indices=True)
+        yt, it = getattr(TF, op)(torch.tensor(x), *args, return_indices=True)
+        assert idx.shape == tuple(it.shape)
+        np.testing.assert_array_equal(idx.numpy(), it.numpy())

@@ -294,3 +294,13 @@ def test_box_coder_encode_mixed_dtypes_bitwise(ref_dtype, anchor_dtype, rng):
     ref = torch.cat((wt[:2] * ((g[:, :2] + 0.5 * gw) - (a[:, :2] + 0.5 * aw)) / aw, wt[2:] * torch.log(gw / aw)), 1)
     assert ours.dtype == np.float64
     np.testing.assert_array_equal(ours, ref.numpy())
+
+
+def test_clip_integer_boxes_to_float_size_promotes_like_torch_clamp():
+    b = np.array([[1, -2, 30, 40]])
+    out = ops.clip_boxes_to_image(b, (20.5, 10.5))
+    ref = torch.stack((torch.tensor(b)[..., 0::2].clamp(min=0, max=10.5),
+                       torch.tensor(b)[..., 1::2].clamp(min=0, max=20.5)), dim=-1).reshape(b.shape)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, ref.numpy())
+    assert ops.clip_boxes_to_image(b, (20, 10)).dtype == b.dtype

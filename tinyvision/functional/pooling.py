@@ -1,6 +1,7 @@
 r"""Pooling: max_pool2d, avg_pool2d, adaptive_max_pool2d, adaptive_avg_pool2d (PyTorch semantics).
 
-Shapes: x (N, C, H, W) -> y (N, C, OH, OW); kernel (KH, KW), stride (SH, SW), padding (PH, PW),
+Shapes: x (N, C, H, W) -> y (N, C, OH, OW) (an unbatched x (C, H, W) gives (C, OH, OW), as in
+PyTorch); kernel (KH, KW), stride (SH, SW), padding (PH, PW),
 dilation (DH, DW). Every integer argument may be an int or an (height, width) pair.
 
 Output size (PyTorch's ``pooling_output_shape``), per axis with input size H:
@@ -62,7 +63,8 @@ def _check_input(x, op):
         raise TypeError(f"{op}: input must be a Tensor or an array, got {type(x).__name__}")
     if data.ndim != 4:
         raise ValueError(
-            f"{op}: input must be 4-D (N, C, H, W), got shape {tuple(data.shape)} ({data.ndim}-D)"
+            f"{op}: input must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape {tuple(data.shape)} "
+            f"({data.ndim}-D)"
         )
     if data.dtype not in (np.float32, np.float64):
         raise TypeError(f"{op}: input must be float32 or float64, got {data.dtype} (shape {tuple(data.shape)})")
@@ -102,6 +104,29 @@ def _window_arguments(op, shape, kernel_size, stride, padding, dilation, ceil_mo
             f"input shape {shape}, padding={padding} gives output size ({OH}, {OW}), which is too small"
         )
     return kernel, stride, padding, dilation, (OH, OW)
+
+
+def _add_batch_axis(x):
+    """PyTorch also pools an unbatched x (C, H, W): as the batch (1, C, H, W). Returns the
+    4-D input and whether the axis was added (differentiably, through reshape)."""
+    data = x.data if isinstance(x, Tensor) else x
+    if getattr(data, "ndim", None) == 3:
+        from .shape import reshape
+
+        return reshape(x, (1,) + tuple(data.shape)), True
+    return x, False
+
+
+def _drop_batch_axis(out, added):
+    """Undo :func:`_add_batch_axis` on a result y, or (y, indices)."""
+    if not added:
+        return out
+    from .shape import reshape
+
+    if isinstance(out, tuple):
+        y, indices = out
+        return reshape(y, tuple(y.shape[1:])), Tensor(indices.data.reshape(indices.shape[1:]))
+    return reshape(out, tuple(out.shape[1:]))
 
 
 # --------------------------------------------------------------------------------------
@@ -237,6 +262,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     >>> y.numpy().ravel(), i.numpy().ravel()
     (array([4.]), array([2]))
     """
+    x, unbatched = _add_batch_axis(x)
     shape = _check_input(x, "max_pool2d")
     kernel, stride, padding, dilation, (OH, OW) = _window_arguments(
         "max_pool2d", shape, kernel_size, stride, padding, dilation, ceil_mode)
@@ -244,7 +270,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     h_start, h_count = _max_windows(H, OH, kernel[0], stride[0], padding[0], dilation[0])
     w_start, w_count = _max_windows(W, OW, kernel[1], stride[1], padding[1], dilation[1])
     y, indices = MaxPool2dFunction(h_start, h_count, w_start, w_count, dilation)(x)
-    return (y, indices) if return_indices else y
+    return _drop_batch_axis((y, indices) if return_indices else y, unbatched)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
@@ -268,6 +294,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     >>> avg_pool2d(tv.tensor(np.arange(4.).reshape(1, 1, 2, 2)), 2).numpy().ravel()
     array([1.5])
     """
+    x, unbatched = _add_batch_axis(x)
     shape = _check_input(x, "avg_pool2d")
     kernel, stride, padding, _, (OH, OW) = _window_arguments(
         "avg_pool2d", shape, kernel_size, stride, padding, 1, ceil_mode)
@@ -286,7 +313,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
         divisor = np.outer(h_count, w_count).astype(np.float64)
     # An empty window sums to 0; give it divisor 1 so it outputs 0, never 0/0.
     divisor[np.outer(h_count, w_count) == 0] = 1.0
-    return AvgPool2dFunction(h_start, h_count, w_start, w_count, divisor)(x)
+    return _drop_batch_axis(AvgPool2dFunction(h_start, h_count, w_start, w_count, divisor)(x), unbatched)
 
 
 def _adaptive_output_size(output_size, shape, op):
@@ -307,13 +334,14 @@ def adaptive_max_pool2d(x, output_size, return_indices=False):
     Windows overlap when OH does not divide H. ``output_size`` is an int or a pair, a None
     entry keeping that input size. Ties, NaN and indices as :func:`max_pool2d`.
     """
+    x, unbatched = _add_batch_axis(x)
     shape = _check_input(x, "adaptive_max_pool2d")
     OH, OW = _adaptive_output_size(output_size, shape, "adaptive_max_pool2d")
     H, W = shape[2:]
     h_start, h_count = _adaptive_windows(H, OH)
     w_start, w_count = _adaptive_windows(W, OW)
     y, indices = MaxPool2dFunction(h_start, h_count, w_start, w_count)(x)
-    return (y, indices) if return_indices else y
+    return _drop_batch_axis((y, indices) if return_indices else y, unbatched)
 
 
 def adaptive_avg_pool2d(x, output_size):
@@ -326,10 +354,11 @@ def adaptive_avg_pool2d(x, output_size):
     >>> adaptive_avg_pool2d(tv.tensor(np.arange(6.).reshape(1, 1, 2, 3)), (1, None)).numpy()
     array([[[[1.5, 2.5, 3.5]]]])
     """
+    x, unbatched = _add_batch_axis(x)
     shape = _check_input(x, "adaptive_avg_pool2d")
     OH, OW = _adaptive_output_size(output_size, shape, "adaptive_avg_pool2d")
     H, W = shape[2:]
     h_start, h_count = _adaptive_windows(H, OH)
     w_start, w_count = _adaptive_windows(W, OW)
     divisor = np.outer(h_count, w_count).astype(np.float64)
-    return AvgPool2dFunction(h_start, h_count, w_start, w_count, divisor)(x)
+    return _drop_batch_axis(AvgPool2dFunction(h_start, h_count, w_start, w_count, divisor)(x), unbatched)

@@ -347,7 +347,8 @@ def clip_boxes_to_image(boxes, size):
         boxes (array or Tensor[..., 4]): (x1, y1, x2, y2).
         size (tuple[int, int]): (height, width) of the image.
     Returns:
-        array or Tensor[..., 4], same dtype: x1, x2 clamped to [0, width], y1, y2 to [0, height].
+        array or Tensor[..., 4], same dtype (integer boxes with a float height or width give
+        float32, as torch.clamp): x1, x2 clamped to [0, width], y1, y2 to [0, height].
         (A box entirely outside the image becomes a zero-width or zero-height box on the border.)
 
     >>> import numpy as np
@@ -362,6 +363,8 @@ def clip_boxes_to_image(boxes, size):
     width = _py_number(size[1], "size[1] (width)")
     xp = get_array_module(arr)
     out = arr.copy()
+    if out.dtype.kind in "iu" and (isinstance(height, float) or isinstance(width, float)):
+        out = out.astype(np.float32)  # torch.clamp promotes integer boxes to a float bound's dtype
     out[..., 0::2] = xp.clip(arr[..., 0::2], 0, width)
     out[..., 1::2] = xp.clip(arr[..., 1::2], 0, height)
     return wrap(out, as_tensor)
@@ -397,7 +400,8 @@ def box_iou_reference(boxes1, boxes2):
     """box_iou written as two Python loops over NumPy scalars of the boxes' dtype.
 
     Slow; it exists to be read and to check the fast kernel. Same arithmetic (in the same
-    dtype and order) as :func:`box_iou`, with the same 0-where-U-is-0 convention.
+    dtype and order) as :func:`box_iou`, with the same 0-where-U-is-0 convention (float16
+    boxes are widened first here, so they may differ from box_iou in the last bit).
     """
     b1 = np.asarray(boxes1)
     b2 = np.asarray(boxes2)

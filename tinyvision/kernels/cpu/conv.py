@@ -47,6 +47,9 @@ How the fast path is organised (each choice measured on the 2-core CI machine, s
 * **Stride 1: gx is a convolution** of gy with the spatially flipped, channel-swapped kernel
   (im2col + GEMM instead of GEMM + col2im, 10-15% faster).
 * **1x1, stride 1, unpadded** skips im2col: x itself is ``cols``.
+* **3x3, stride 1** (dilation 1, one group, >= 4 input channels, output >= 12x12): Winograd
+  F(2x2, 3x3) for the forward pass and gx, F(3x3, 2x2) for gw (``winograd.py``; 2.25x fewer
+  multiply-adds, the same float32 accuracy; see :func:`_use_winograd`).
 
 All kernels take and return raw NumPy arrays, float32 or float64 (x and w of one dtype); the
 caller (:mod:`tinyvision.kernels.conv_dispatch`) has validated every shape, so no index here
