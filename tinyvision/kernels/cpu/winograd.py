@@ -116,38 +116,55 @@ def filter_transform(w, m):
 # the alpha input rows (a vector loop over the whole padded row), then B along each tile.
 # ---------------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def _input_transform(xpad, m, TRc, TW, V):
-    """V[e, c, (n*TRc + ti)*TW + tj] = (B^T d B)[e] for the tile d = xpad[n, c, ti*m:ti*m+a, tj*m:tj*m+a].
+def _row(x, n, c, h, zrow):
+    """Row h of x[n, c], or zeros outside the image (the zero padding)."""
+    if h < 0 or h >= x.shape[2]:
+        return zrow
+    return x[n, c, h]
 
-    xpad (Nc, C, TRc*m + 2, TW*m + 2): the zero-padded input of the chunk. V (a*a, C, Nc*TRc*TW).
+
+@njit(cache=True, nogil=True)
+def _input_transform(x, n0, Nc, top, PW, m, TRc, TW, V):
+    """V[e, c, (n*TRc + ti)*TW + tj] = (B^T d B)[e] for the a x a tile d whose top-left pixel is
+    x[n0 + n, c, top + ti*m, tj*m - PW] (x reads as zero outside the image). V (a*a, C, Nc*TRc*TW).
     """
-    Nc, C, _, Wp = xpad.shape
+    C, W = x.shape[1], x.shape[3]
     a = m + 2
-    buf = np.empty((a, Wp), dtype=xpad.dtype)
+    Wp = TW * m + 2
+    zrow = np.zeros(W, dtype=x.dtype)
+    # buf's columns w hold x's columns w - PW; those outside the image stay zero.
+    buf = np.zeros((a, Wp), dtype=x.dtype)
+    wlo, whi = min(PW, Wp), min(PW + W, Wp)
     for n in range(Nc):
         for c in range(C):
             for ti in range(TRc):
-                h0 = ti * m
+                h0 = top + ti * m
                 t0 = (n * TRc + ti) * TW
-                # Vertical pass: buf[p, :] = sum_r B^T[p, r] xpad[h0 + r, :]
+                # Vertical pass: buf[p, :] = sum_r B^T[p, r] (row h0 + r)
+                r0 = _row(x, n0 + n, c, h0, zrow)
+                r1 = _row(x, n0 + n, c, h0 + 1, zrow)
+                r2 = _row(x, n0 + n, c, h0 + 2, zrow)
+                r3 = _row(x, n0 + n, c, h0 + 3, zrow)
                 if m == 2:
-                    for w in range(Wp):
-                        d0 = xpad[n, c, h0, w]
-                        d1 = xpad[n, c, h0 + 1, w]
-                        d2 = xpad[n, c, h0 + 2, w]
-                        d3 = xpad[n, c, h0 + 3, w]
+                    for w in range(wlo, whi):
+                        d0 = r0[w - PW]
+                        d1 = r1[w - PW]
+                        d2 = r2[w - PW]
+                        d3 = r3[w - PW]
                         buf[0, w] = d0 - d2
                         buf[1, w] = d1 + d2
                         buf[2, w] = d2 - d1
                         buf[3, w] = d1 - d3
                 else:
-                    for w in range(Wp):
-                        d0 = xpad[n, c, h0, w]
-                        d1 = xpad[n, c, h0 + 1, w]
-                        d2 = xpad[n, c, h0 + 2, w]
-                        d3 = xpad[n, c, h0 + 3, w]
-                        d4 = xpad[n, c, h0 + 4, w]
-                        d5 = xpad[n, c, h0 + 5, w]
+                    r4 = _row(x, n0 + n, c, h0 + 4, zrow)
+                    r5 = _row(x, n0 + n, c, h0 + 5, zrow)
+                    for w in range(wlo, whi):
+                        d0 = r0[w - PW]
+                        d1 = r1[w - PW]
+                        d2 = r2[w - PW]
+                        d3 = r3[w - PW]
+                        d4 = r4[w - PW]
+                        d5 = r5[w - PW]
                         buf[0, w] = 4.0 * d0 - 5.0 * d2 + d4
                         buf[1, w] = -4.0 * (d1 + d2) + d3 + d4
                         buf[2, w] = 4.0 * (d1 - d2) - d3 + d4
@@ -276,7 +293,9 @@ def _chunks(N, TH, TW, per_tile_bytes, budget, threads):
         step = max(1, min(target // per_image, -(-N // threads)))
         return [(n0, min(step, N - n0), 0, TH) for n0 in range(0, N, step)]
     band = max(1, min(target // TW, -(-TH * N // threads)))
-    return [(n, 1, r, min(band, TH - r)) for n in range(N) for r in range(0, TH, band)]
+    nb = -(-TH // band)  # bands per image, of heights differing by at most one
+    edges = [k * TH // nb for k in range(nb + 1)]
+    return [(n, 1, edges[k], edges[k + 1] - edges[k]) for n in range(N) for k in range(nb)]
 
 
 def _pad_block(a, n0, Nc, top, left, rows, cols, slot):
@@ -332,11 +351,9 @@ def winograd_conv3x3(x, w, padding, out_size, m=2, workspace_bytes=None, U=None)
 
     def work(my_chunks):
         for n0, Nc, tr0, TRc in my_chunks:
-            # The chunk's input window, zero outside the image.
-            xpad = _pad_block(x, n0, Nc, tr0 * m - PH, -PW, TRc * m + 2, TW * m + 2, "wg_pad")
             Tc = Nc * TRc * TW
             V = _workspace("wg_V", (a * a, C, Tc), x.dtype)
-            _input_transform(xpad, m, TRc, TW, V)
+            _input_transform(x, n0, Nc, tr0 * m - PH, PW, m, TRc, TW, V)
             Mt = _workspace("wg_M", (a * a, F, Tc), x.dtype)
             np.matmul(U, V, out=Mt)
             _output_transform(Mt, m, TRc, TW, n0, Nc, tr0 * m, y)
@@ -416,11 +433,10 @@ def winograd_conv3x3_grad_weight(x, gy, padding, workspace_bytes=None):
     def work(my_chunks):
         MwT = np.zeros((16, C, F), dtype=x.dtype)
         for n0, Nc, tr0, TRc in my_chunks:
-            xpad = _pad_block(x, n0, Nc, tr0 * 2 - PH, -PW, TRc * 2 + 2, TW * 2 + 2, "wg_pad")
             gypad = _pad_block(gy, n0, Nc, tr0 * 2, 0, TRc * 2, TW * 2, "wg_gypad")
             Tc = Nc * TRc * TW
             V = _workspace("wg_V", (16, C, Tc), x.dtype)
-            _input_transform(xpad, 2, TRc, TW, V)
+            _input_transform(x, n0, Nc, tr0 * 2 - PH, PW, 2, TRc, TW, V)
             Ugy = _workspace("wg_M", (16, F, Tc), x.dtype)
             _gy_transform(gypad, TRc, TW, Ugy)
             # Mw^T[e] += V[e] @ Ugy[e]^T: (C, Tc) @ (Tc, F), the tile sum as the inner dimension of
