@@ -263,3 +263,33 @@ def test_tiling_kernels_equal_reference(geom, workspace):
     )
     for name, a, b in zip(("y", "gx", "gw"), got, ref):
         assert_close(a, b, np.float64, name)
+
+
+@pytest.mark.parametrize("pin", [True, False])
+def test_run_parallel_pins_only_pool_threads(pin, monkeypatch):
+    """Results in task order with and without pinning; the caller's CPU affinity is untouched."""
+    import threading
+
+    from tinyvision.kernels.cpu import _threads
+
+    monkeypatch.setattr(_threads, "PIN_THREADS", pin)
+    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    seen = []
+
+    def task(k):
+        seen.append((k, threading.get_ident(), os.sched_getaffinity(0) if before is not None else None))
+        return k * k
+
+    assert _threads.run_parallel(task, [0, 1, 2]) == [0, 1, 4]
+    if before is not None:
+        assert os.sched_getaffinity(0) == before
+        cpus = _threads._cpus_for_tasks(3)
+        for k, ident, affinity in seen:
+            assert ident != threading.get_ident()
+            if pin and cpus is not None:
+                assert affinity == {cpus[k]}
+            if not pin:
+                assert affinity == before  # unpinned again
+    x, w, gy, opts, osz = make((4, 4, 9, 9, 6, 1, (3, 3), (1, 1), (1, 1), (1, 1)), np.float64)
+    np.testing.assert_allclose(CPU.conv2d_forward(x, w, *opts, osz), CPU.conv2d_forward_reference(x, w, *opts, osz),
+                               rtol=1e-12, atol=1e-12)

@@ -1,8 +1,8 @@
 """Winograd F(2x2, 3x3) and F(4x4, 3x3) (kernels/cpu/winograd.py): the transform matrices
 compute a correlation exactly; the kernels (forward and F(3x3, 2x2) weight gradient) equal the
 plain-loop reference (float64, float32) on ragged tiles, paddings 0-3, batches 1-3, any channel
-counts, every chunking; conv2d's forward and gradients that dispatch to them equal PyTorch's; F(2x2, 3x3)'s float32 error
-stays within the float32 tolerance at realistic channel counts."""
+counts, every chunking; conv2d's forward and gradients that dispatch to them equal PyTorch's;
+F(2x2, 3x3)'s float32 error stays within the float32 tolerance at realistic channel counts."""
 import numpy as np
 import pytest
 from hypothesis import given, settings

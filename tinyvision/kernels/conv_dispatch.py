@@ -8,6 +8,11 @@ together before any kernel runs, so that a kernel never indexes outside an array
 user-facing checks with PyTorch's rules (kernel larger than the padded input, output_padding,
 'same' padding...) live in :mod:`tinyvision.functional.conv`.
 
+On the CPU, the fast kernels choose their algorithm per call (one place,
+``kernels/cpu/conv.py::_use_winograd``): Winograd (``kernels/cpu/winograd.py``) for 3x3,
+stride-1, dilation-1, ungrouped convolutions with >= 4 input channels and outputs >= 12x12,
+im2col + GEMM otherwise.
+
 * ``conv2d_forward(x, w, ...)       -> y   (N, F, OH, OW)``  (no bias)
 * ``conv2d_grad_input(gy, w, ...)   -> gx  (N, C, H, W)``    (= conv_transpose2d's forward)
 * ``conv2d_grad_weight(x, gy, ...)  -> gw  (F, C/G, KH, KW)``

@@ -12,6 +12,11 @@ the step-parallel form (see docs/conv.md).
 NumPy's matmul and ``nogil`` Numba kernels release the GIL, so plain Python threads run
 truly in parallel. OpenBLAS's own thread count is set to 1 for the duration (and restored);
 when NumPy's BLAS is not an OpenBLAS we can reach, callers fall back to the step-parallel form.
+
+The pool threads are pinned, each to one CPU, while they run (Linux; ``PIN_THREADS``): after
+an idle spell the scheduler tended to put both workers on one core for several milliseconds,
+which made a layer's forward + backward pass up to 1.5-2x slower when called after a pause
+(see _cpus_for_tasks and docs/conv.md). The caller's own thread is never pinned.
 """
 from __future__ import annotations
 
@@ -114,22 +119,65 @@ parallel_kernel_lock = threading.Lock()
 _running = threading.local()
 
 
+# Pin each pool thread to one CPU while it runs a task (see _cpus_for_tasks). Set to False to
+# leave thread placement to the OS.
+PIN_THREADS = True
+
+
+def _cpus_for_tasks(count):
+    """The CPU for each of `count` pool tasks: the allowed CPUs in turn, or None (no pinning).
+
+    Why pin: after the threads have been idle for ~0.1 s, Linux tended to wake both workers on
+    one CPU and leave them sharing it until the load balancer moved one, a scheduler tick (4 ms)
+    or more later, repeatedly. Measured on the 2-core CI machine: a 2-thread Winograd forward
+    pass (128 channels, 32 px, batch 8) took 15-18 ms after a 0.1 s pause and 9-10 ms back to
+    back; with the workers pinned, 10-12 ms in both cases, also with a busy process beside it.
+    """
+    if not PIN_THREADS or not hasattr(os, "sched_getaffinity"):
+        return None
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except OSError:
+        return None
+    if len(allowed) < 2:
+        return None
+    return [allowed[k % len(allowed)] for k in range(count)]
+
+
+def _pin(cpu):
+    """Restrict the calling (pool) thread to one CPU, or (cpu None) give back the CPUs it had
+    before it was first pinned. Only pool threads call this, never the user's threads."""
+    try:
+        if cpu is not None:
+            if getattr(_running, "unpinned", None) is None:
+                _running.unpinned = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {cpu})
+        elif getattr(_running, "unpinned", None) is not None:
+            os.sched_setaffinity(0, _running.unpinned)
+            _running.unpinned = None
+    except OSError:
+        pass
+
+
 def run_parallel(fn, tasks):
-    """[fn(task) for task in tasks], one thread per task, with single-threaded BLAS.
+    """[fn(task) for task in tasks], one pool thread per task (pinned to its own CPU, see
+    _cpus_for_tasks), with single-threaded BLAS.
 
     Re-entrant calls (from inside a worker) run sequentially in the calling thread.
     """
     if len(tasks) <= 1 or getattr(_running, "active", False):
         return [fn(t) for t in tasks]
 
-    def call(task):
+    def call(task, cpu=None):
         _running.active = True
+        _pin(cpu)
         try:
             return fn(task)
         finally:
             _running.active = False
 
     pool = _get_pool(max(len(tasks), num_threads()))
+    cpus = _cpus_for_tasks(len(tasks)) or [None] * len(tasks)
     with single_threaded_blas():
-        futures = [pool.submit(call, t) for t in tasks]
+        futures = [pool.submit(call, t, cpu) for t, cpu in zip(tasks, cpus)]
         return [f.result() for f in futures]

@@ -57,12 +57,17 @@ Accuracy: the transforms add round-off, more for F(4x4, 3x3) (its matrices have 
 8 and 1/24). Measured in float32 against a float64 direct convolution: see docs/conv.md.
 
 Layout and execution: the work is cut into chunks of whole images (or bands of tile rows of
-one image); each thread of the data-parallel scheme (``_threads.py``) takes its own chunks,
-zero-pads the chunk's input into a scratch block, runs the input transform (Numba, serial,
-releases the GIL), one batched matmul ``U @ V`` (NumPy: alpha^2 sgemm calls, single-threaded
-BLAS) and the output transform into its own rows of y. No two threads write the same output.
+one image); the threads of the data-parallel scheme (``_threads.py``) take chunks from a
+shared queue one at a time, and for each one zero-pad the chunk's input into a scratch block,
+run the input transform (Numba, serial, releases the GIL), one batched matmul ``U @ V``
+(NumPy: alpha^2 sgemm calls, single-threaded BLAS) and the output transform into the chunk's
+rows of y. No two threads write the same output. The weight gradient (below) sums per-thread
+accumulators at the end.
 """
 from __future__ import annotations
+
+import contextlib
+import threading
 
 import numpy as np
 from numba import njit
@@ -105,7 +110,7 @@ def filter_transform(w, m):
     a = m + 2
     F, C = w.shape[:2]
     # (G g G^T)[p, q] = sum_{u,v} G[p, u] G[q, v] g[u, v] = (kron(G, G) @ g.ravel())[p*a + q]:
-    # one (F*C, 9) @ (9, a*a) product for all filters.
+    # one (a*a, 9) @ (9, F*C) product for all filters.
     # (In w's dtype: a float64 product of this shape ran 8-15x slower in OpenBLAS here.)
     U = np.kron(G, G).astype(w.dtype) @ w.reshape(F * C, 9).T  # (a*a, F*C)
     return U.reshape(a * a, F, C)
@@ -116,55 +121,40 @@ def filter_transform(w, m):
 # the alpha input rows (a vector loop over the whole padded row), then B along each tile.
 # ---------------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def _row(x, n, c, h, zrow):
-    """Row h of x[n, c], or zeros outside the image (the zero padding)."""
-    if h < 0 or h >= x.shape[2]:
-        return zrow
-    return x[n, c, h]
+def _input_transform(xpad, m, TRc, TW, V):
+    """V[e, c, (n*TRc + ti)*TW + tj] = (B^T d B)[e] for the tile d = xpad[n, c, ti*m:ti*m+a, tj*m:tj*m+a].
 
-
-@njit(cache=True, nogil=True)
-def _input_transform(x, n0, Nc, top, PW, m, TRc, TW, V):
-    """V[e, c, (n*TRc + ti)*TW + tj] = (B^T d B)[e] for the a x a tile d whose top-left pixel is
-    x[n0 + n, c, top + ti*m, tj*m - PW] (x reads as zero outside the image). V (a*a, C, Nc*TRc*TW).
+    xpad (Nc, C, TRc*m + 2, TW*m + 2): the zero-padded input of the chunk. V (a*a, C, Nc*TRc*TW).
+    (Reading x directly, with the padding as bounds tests, measured 1.3-2x slower than this
+    plus NumPy's copy into xpad.)
     """
-    C, W = x.shape[1], x.shape[3]
+    Nc, C, _, Wp = xpad.shape
     a = m + 2
-    Wp = TW * m + 2
-    zrow = np.zeros(W, dtype=x.dtype)
-    # buf's columns w hold x's columns w - PW; those outside the image stay zero.
-    buf = np.zeros((a, Wp), dtype=x.dtype)
-    wlo, whi = min(PW, Wp), min(PW + W, Wp)
+    buf = np.empty((a, Wp), dtype=xpad.dtype)
     for n in range(Nc):
         for c in range(C):
             for ti in range(TRc):
-                h0 = top + ti * m
+                h0 = ti * m
                 t0 = (n * TRc + ti) * TW
-                # Vertical pass: buf[p, :] = sum_r B^T[p, r] (row h0 + r)
-                r0 = _row(x, n0 + n, c, h0, zrow)
-                r1 = _row(x, n0 + n, c, h0 + 1, zrow)
-                r2 = _row(x, n0 + n, c, h0 + 2, zrow)
-                r3 = _row(x, n0 + n, c, h0 + 3, zrow)
+                # Vertical pass: buf[p, :] = sum_r B^T[p, r] xpad[h0 + r, :]
                 if m == 2:
-                    for w in range(wlo, whi):
-                        d0 = r0[w - PW]
-                        d1 = r1[w - PW]
-                        d2 = r2[w - PW]
-                        d3 = r3[w - PW]
+                    for w in range(Wp):
+                        d0 = xpad[n, c, h0, w]
+                        d1 = xpad[n, c, h0 + 1, w]
+                        d2 = xpad[n, c, h0 + 2, w]
+                        d3 = xpad[n, c, h0 + 3, w]
                         buf[0, w] = d0 - d2
                         buf[1, w] = d1 + d2
                         buf[2, w] = d2 - d1
                         buf[3, w] = d1 - d3
                 else:
-                    r4 = _row(x, n0 + n, c, h0 + 4, zrow)
-                    r5 = _row(x, n0 + n, c, h0 + 5, zrow)
-                    for w in range(wlo, whi):
-                        d0 = r0[w - PW]
-                        d1 = r1[w - PW]
-                        d2 = r2[w - PW]
-                        d3 = r3[w - PW]
-                        d4 = r4[w - PW]
-                        d5 = r5[w - PW]
+                    for w in range(Wp):
+                        d0 = xpad[n, c, h0, w]
+                        d1 = xpad[n, c, h0 + 1, w]
+                        d2 = xpad[n, c, h0 + 2, w]
+                        d3 = xpad[n, c, h0 + 3, w]
+                        d4 = xpad[n, c, h0 + 4, w]
+                        d5 = xpad[n, c, h0 + 5, w]
                         buf[0, w] = 4.0 * d0 - 5.0 * d2 + d4
                         buf[1, w] = -4.0 * (d1 + d2) + d3 + d4
                         buf[2, w] = 4.0 * (d1 - d2) - d3 + d4
@@ -306,19 +296,53 @@ def _pad_block(a, n0, Nc, top, left, rows, cols, slot):
     out = _workspace(slot, (Nc, a.shape[1], rows, cols), a.dtype)
     h_lo, h_hi = max(0, top), min(H, top + rows)
     w_lo, w_hi = max(0, left), min(W, left + cols)
-    if h_lo > top or h_hi < top + rows or w_lo > left or w_hi < left + cols:
+    if h_hi <= h_lo or w_hi <= w_lo:
         out.fill(0.0)
-    if h_hi > h_lo and w_hi > w_lo:
-        out[:, :, h_lo - top:h_hi - top, w_lo - left:w_hi - left] = a[n0:n0 + Nc, :, h_lo:h_hi, w_lo:w_hi]
+        return out
+    # Zero only the border strips around the copied block.
+    r0, r1, c0, c1 = h_lo - top, h_hi - top, w_lo - left, w_hi - left
+    out[:, :, :r0] = 0.0
+    out[:, :, r1:] = 0.0
+    out[:, :, r0:r1, :c0] = 0.0
+    out[:, :, r0:r1, c1:] = 0.0
+    out[:, :, r0:r1, c0:c1] = a[n0:n0 + Nc, :, h_lo:h_hi, w_lo:w_hi]
     return out
 
 
 def _run(work, chunks, T):
-    """work(chunks of one thread) for T threads (round-robin shares); the list of results."""
+    """work(an iterable of chunks) in each of T threads; the list of their results.
+
+    The threads take the chunks one at a time from a shared queue, so a thread slowed down by
+    another process on its core (the CI machine is shared) ends up with fewer chunks instead of
+    making the others wait for it at the end.
+    """
     if T <= 1:
         return [work(chunks)]
-    shares = [chunks[k::T] for k in range(T)]
-    return _threads.run_parallel(work, [sh for sh in shares if sh])
+    queue = iter(chunks)
+    lock = threading.Lock()
+
+    def take(_):
+        def chunks_left():
+            while True:
+                with lock:
+                    chunk = next(queue, None)
+                if chunk is None:
+                    return
+                yield chunk
+
+        return work(chunks_left())
+
+    return _threads.run_parallel(take, list(range(T)))
+
+
+def _blas_for(T):
+    """Single-threaded BLAS around the small products outside the workers when T > 1 threads run.
+
+    A multi-threaded OpenBLAS call leaves its worker threads spinning for a while afterwards;
+    on a 2-core machine they then compete with our own two workers (measured: the forward
+    pass took 1.5x as long after a multi-threaded 0.2 ms filter transform).
+    """
+    return _threads.single_threaded_blas() if T > 1 else contextlib.nullcontext()
 
 
 def _thread_count(units):
@@ -341,19 +365,22 @@ def winograd_conv3x3(x, w, padding, out_size, m=2, workspace_bytes=None, U=None)
     F = w.shape[0]
     a = m + 2
     TH, TW = -(-OH // m), -(-OW // m)
-    if U is None:
-        U = filter_transform(np.ascontiguousarray(w), m)
-    y = np.empty((N, F, OH, OW), dtype=x.dtype)
     T = _thread_count(N * TH)
+    if U is None:
+        with _blas_for(T):
+            U = filter_transform(np.ascontiguousarray(w), m)
+    y = np.empty((N, F, OH, OW), dtype=x.dtype)
     budget = (WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes) // T
     per_tile = (a * a * (C + F) + C * m * m) * x.itemsize
     chunks = _chunks(N, TH, TW, per_tile, budget, T)
 
     def work(my_chunks):
         for n0, Nc, tr0, TRc in my_chunks:
+            # The chunk's input window, zero outside the image.
+            xpad = _pad_block(x, n0, Nc, tr0 * m - PH, -PW, TRc * m + 2, TW * m + 2, "wg_pad")
             Tc = Nc * TRc * TW
             V = _workspace("wg_V", (a * a, C, Tc), x.dtype)
-            _input_transform(x, n0, Nc, tr0 * m - PH, PW, m, TRc, TW, V)
+            _input_transform(xpad, m, TRc, TW, V)
             Mt = _workspace("wg_M", (a * a, F, Tc), x.dtype)
             np.matmul(U, V, out=Mt)
             _output_transform(Mt, m, TRc, TW, n0, Nc, tr0 * m, y)
@@ -433,10 +460,11 @@ def winograd_conv3x3_grad_weight(x, gy, padding, workspace_bytes=None):
     def work(my_chunks):
         MwT = np.zeros((16, C, F), dtype=x.dtype)
         for n0, Nc, tr0, TRc in my_chunks:
+            xpad = _pad_block(x, n0, Nc, tr0 * 2 - PH, -PW, TRc * 2 + 2, TW * 2 + 2, "wg_pad")
             gypad = _pad_block(gy, n0, Nc, tr0 * 2, 0, TRc * 2, TW * 2, "wg_gypad")
             Tc = Nc * TRc * TW
             V = _workspace("wg_V", (16, C, Tc), x.dtype)
-            _input_transform(x, n0, Nc, tr0 * 2 - PH, PW, 2, TRc, TW, V)
+            _input_transform(xpad, 2, TRc, TW, V)
             Ugy = _workspace("wg_M", (16, F, Tc), x.dtype)
             _gy_transform(gypad, TRc, TW, Ugy)
             # Mw^T[e] += V[e] @ Ugy[e]^T: (C, Tc) @ (Tc, F), the tile sum as the inner dimension of
@@ -451,5 +479,6 @@ def winograd_conv3x3_grad_weight(x, gy, padding, workspace_bytes=None):
     _, G, _ = MATRICES[2]
     # gw[f, c, u, v] = sum_{p,q} G[p, u] G[q, v] Mw[(p, q), f, c] = (kron(G, G)^T @ Mw)[(u, v), f, c]
     Mw = np.ascontiguousarray(MwT.transpose(0, 2, 1)).reshape(16, F * C)
-    gw = np.kron(G, G).T.astype(x.dtype) @ Mw  # (9, F*C)
+    with _blas_for(T):
+        gw = np.kron(G, G).T.astype(x.dtype) @ Mw  # (9, F*C)
     return np.ascontiguousarray(gw.T).reshape(F, C, 3, 3)
