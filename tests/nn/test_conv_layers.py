@@ -127,3 +127,15 @@ def test_bad_construction(make, match):
 def test_repr_mentions_options():
     assert "stride=(2, 2)" in repr(nn.Conv2d(3, 4, 3, stride=2))
     assert "output_padding=(1, 1)" in repr(nn.ConvTranspose2d(3, 4, 3, stride=2, output_padding=1))
+
+
+def test_repr_matches_pytorch():
+    import torch
+
+    from tinyvision import nn as tnn
+
+    for args, kw in [((3, 4, 3), {"padding": 1, "bias": False, "padding_mode": "reflect"}),
+                     ((3, 4, 3), {"stride": 2, "dilation": 2, "groups": 1})]:
+        assert repr(tnn.Conv2d(*args, **kw)) == repr(torch.nn.Conv2d(*args, **kw))
+    kw = {"stride": 2, "output_padding": 1, "dilation": 2, "groups": 1}
+    assert repr(tnn.ConvTranspose2d(4, 6, 2, **kw)) == repr(torch.nn.ConvTranspose2d(4, 6, 2, **kw))

@@ -194,7 +194,23 @@ def _bias_grad(gy):
 # --------------------------------------------------------------------------------------
 # conv2d
 # --------------------------------------------------------------------------------------
-class Conv2dFunction(Function):
+class _ConvFunction(Function):
+    """What conv2d and conv_transpose2d share: the geometry they were called with, and which
+    inputs need a gradient (a gradient nobody asked for is not computed: each is a full kernel)."""
+
+    def __init__(self, stride, padding, dilation, groups, out_size):
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.groups, self.out_size = groups, out_size
+
+    def _opts(self):
+        return self.stride, self.padding, self.dilation, self.groups
+
+    def _needs(self, k):
+        inputs = getattr(self, "inputs", None)
+        return inputs is None or (inputs[k] is not None and inputs[k].requires_grad)
+
+
+class Conv2dFunction(_ConvFunction):
     r"""y = conv2d(x, w) + b.
 
     Shapes: x (N, C, H, W), w (F, C/G, KH, KW), b (F,) -> y (N, F, OH, OW); gy, gx, gw, gb alike.
@@ -206,13 +222,6 @@ class Conv2dFunction(Function):
       gx[n,g*Cg+c,h,w'] = sum_{f,u,v,i,j : i*SH+u*DH-PH = h, j*SW+v*DW-PW = w'} gy[n,f,i,j] w[f,c,u,v]
     """
 
-    def __init__(self, stride, padding, dilation, groups, out_size):
-        self.stride, self.padding, self.dilation = stride, padding, dilation
-        self.groups, self.out_size = groups, out_size
-
-    def _opts(self):
-        return self.stride, self.padding, self.dilation, self.groups
-
     def forward(self, x, w, b):
         y = K.conv2d_forward(x, w, *self._opts(), self.out_size)
         if b is not None:
@@ -220,10 +229,6 @@ class Conv2dFunction(Function):
         self.save_for_backward(x, w)
         self.has_bias = b is not None
         return y
-
-    def _needs(self, k):
-        inputs = getattr(self, "inputs", None)
-        return inputs is None or (inputs[k] is not None and inputs[k].requires_grad)
 
     def backward(self, gy):
         x, w = self.saved
@@ -275,7 +280,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
 # --------------------------------------------------------------------------------------
 # conv_transpose2d
 # --------------------------------------------------------------------------------------
-class ConvTranspose2dFunction(Function):
+class ConvTranspose2dFunction(_ConvFunction):
     r"""y = conv_transpose2d(x, w) + b: the adjoint of conv2d with respect to its input.
 
     Shapes: x (N, C, H, W), w (C, F/G, KH, KW), b (F,) -> y (N, F, OH, OW); gy, gx, gw, gb alike.
@@ -291,13 +296,6 @@ class ConvTranspose2dFunction(Function):
       gb[f]       = sum_{n,i,j} gy[n,f,i,j]
     """
 
-    def __init__(self, stride, padding, dilation, groups, out_size):
-        self.stride, self.padding, self.dilation = stride, padding, dilation
-        self.groups, self.out_size = groups, out_size
-
-    def _opts(self):
-        return self.stride, self.padding, self.dilation, self.groups
-
     def forward(self, x, w, b):
         y = K.conv2d_grad_input(x, w, *self._opts(), self.out_size)
         if b is not None:
@@ -305,10 +303,6 @@ class ConvTranspose2dFunction(Function):
         self.save_for_backward(x, w)
         self.has_bias = b is not None
         return y
-
-    def _needs(self, k):
-        inputs = getattr(self, "inputs", None)
-        return inputs is None or (inputs[k] is not None and inputs[k].requires_grad)
 
     def backward(self, gy):
         x, w = self.saved
