@@ -83,6 +83,14 @@ def _check_arrays(op, x, w, b, weight_layout):
             f"{op}: input (shape {tuple(x.shape)}, {x.dtype}) and weight (shape {tuple(w.shape)}, "
             f"{w.dtype}) must have the same dtype"
         )
+    if min(x.shape[2:]) < 1:
+        raise ValueError(f"{op}: input height and width must be >= 1, got input shape {tuple(x.shape)}")
+    if x.shape[1] < 1 or min(w.shape) < 1:
+        # (PyTorch rejects an empty weight too; an empty batch N = 0 is fine and gives an empty output.)
+        raise ValueError(
+            f"{op}: input channels and every weight dimension must be >= 1; got input shape "
+            f"{tuple(x.shape)} and weight shape {tuple(w.shape)} {weight_layout}"
+        )
     if b is not None and b.dtype != x.dtype:
         raise ValueError(
             f"{op}: input ({x.dtype}) and bias (shape {tuple(b.shape)}, {b.dtype}) must have the same dtype"
@@ -188,7 +196,9 @@ def _conv_transpose2d_geometry(x, w, b, stride, padding, output_padding, groups,
 
 
 def _bias_grad(gy):
-    return gy.sum(axis=(0, 2, 3))  # gb[f] = sum_{n,i,j} gy[n,f,i,j]
+    """gb[f] = sum_{n,i,j} gy[n,f,i,j], accumulated in float64 and rounded once to gy's dtype
+    (a float32 sum over N*OH*OW terms otherwise drifts by ~1e-6 relative, more than PyTorch's)."""
+    return gy.sum(axis=(0, 2, 3), dtype="float64").astype(gy.dtype, copy=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -257,8 +267,9 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
         gb = sum_{n,i,j} gy      gw = gy (x) unfolded x      gx = gy scattered back through w
 
     Raises ValueError (naming the argument and the shapes) for a non-4-D input, a weight that
-    does not match the input's channels and groups, a kernel larger than the padded input, or
-    x, w, b of different dtypes.
+    does not match the input's channels and groups, a kernel larger than the padded input, an
+    empty image (H, W or C = 0) or weight, or x, w, b of different dtypes; TypeError for a
+    non-float input. An empty batch (N = 0) gives an empty output, as in PyTorch.
 
     >>> import numpy as np, tinyvision as tv
     >>> import tinyvision.functional as F
@@ -329,7 +340,8 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
 
     Raises ValueError (naming the argument and the shapes) for a non-4-D input, a weight whose
     first dimension differs from the input's channels, channels not divisible by groups, an
-    output_padding too large, an empty output, or x, w, b of different dtypes.
+    output_padding too large, an empty image, weight or output, or x, w, b of different
+    dtypes; TypeError for a non-float input. An empty batch (N = 0) gives an empty output.
 
     >>> import numpy as np, tinyvision as tv
     >>> import tinyvision.functional as F

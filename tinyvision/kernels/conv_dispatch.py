@@ -16,6 +16,9 @@ im2col + GEMM otherwise.
 * ``conv2d_forward(x, w, ...)       -> y   (N, F, OH, OW)``  (no bias)
 * ``conv2d_grad_input(gy, w, ...)   -> gx  (N, C, H, W)``    (= conv_transpose2d's forward)
 * ``conv2d_grad_weight(x, gy, ...)  -> gw  (F, C/G, KH, KW)``
+
+An empty batch (N = 0) returns the empty output (or a zero weight gradient) without running a
+kernel, as PyTorch does.
 """
 from __future__ import annotations
 
@@ -84,6 +87,8 @@ def conv2d_forward(x, w, stride, padding, dilation, groups, out_size, impl="fast
         "conv2d_forward", x, w, stride, padding, dilation, groups, out_size, x.shape[2:])
     if x.shape[1] != w.shape[1] * groups or w.shape[0] % groups:
         raise ValueError(f"conv2d_forward: x {tuple(x.shape)} and weight {tuple(w.shape)} do not fit groups={groups}")
+    if x.shape[0] == 0:  # empty batch: an empty output, as in PyTorch (no kernel runs)
+        return get_array_module(x, w).zeros((0, w.shape[0]) + out_size, dtype=x.dtype)
     mod, to_cpu = _module(impl, x, w)
     fn = mod.conv2d_forward_reference if impl == "reference" else mod.conv2d_forward
     return _on_host(lambda a, b: fn(a, b, stride, padding, dilation, groups, out_size), to_cpu, x, w)
@@ -96,6 +101,9 @@ def conv2d_grad_input(gy, w, stride, padding, dilation, groups, in_size, impl="f
         "conv2d_grad_input", gy, w, stride, padding, dilation, groups, gy.shape[2:], in_size)
     if gy.shape[1] != w.shape[0] or w.shape[0] % groups:
         raise ValueError(f"conv2d_grad_input: gy {tuple(gy.shape)} and weight {tuple(w.shape)} do not fit groups={groups}")
+    if gy.shape[0] == 0:  # empty batch
+        xp = get_array_module(gy, w)
+        return xp.zeros((0, w.shape[1] * groups) + in_size, dtype=gy.dtype)
     mod, to_cpu = _module(impl, gy, w)
     fn = mod.conv2d_grad_input_reference if impl == "reference" else mod.conv2d_grad_input
     return _on_host(lambda a, b: fn(a, b, stride, padding, dilation, groups, in_size), to_cpu, gy, w)
@@ -115,6 +123,9 @@ def conv2d_grad_weight(x, gy, stride, padding, dilation, groups, kernel_size, im
     if gy.shape[0] != x.shape[0] or x.shape[1] % groups or gy.shape[1] % groups or min(kernel_size) < 1:
         raise ValueError(f"conv2d_grad_weight: x {tuple(x.shape)}, gy {tuple(gy.shape)}, kernel {kernel_size} "
                          f"do not fit groups={groups}")
+    if x.shape[0] == 0:  # empty batch: nothing to sum, gw = 0
+        xp = get_array_module(x, gy)
+        return xp.zeros((gy.shape[1], x.shape[1] // groups) + kernel_size, dtype=x.dtype)
     mod, to_cpu = _module(impl, x, gy)
     fn = mod.conv2d_grad_weight_reference if impl == "reference" else mod.conv2d_grad_weight
     return _on_host(lambda a, b: fn(a, b, stride, padding, dilation, groups, kernel_size), to_cpu, x, gy)

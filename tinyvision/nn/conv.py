@@ -131,7 +131,6 @@ class Conv2d(_ConvNd):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
-
 class ConvTranspose2d(_ConvNd):
     """2-D transposed convolution layer (see :func:`tinyvision.functional.conv_transpose2d`).
 

@@ -17,6 +17,9 @@ The pool threads are pinned, each to one CPU, while they run (Linux; ``PIN_THREA
 an idle spell the scheduler tended to put both workers on one core for several milliseconds,
 which made a layer's forward + backward pass up to 1.5-2x slower when called after a pause
 (see _cpus_for_tasks and docs/conv.md). The caller's own thread is never pinned.
+
+Several caller threads may run convolutions at once (they share the pools, which are kept
+for the life of the process); a forked child starts afresh (_reset_after_fork).
 """
 from __future__ import annotations
 
@@ -32,8 +35,7 @@ import numpy as np
 __all__ = ["num_threads", "blas_threads_controllable", "single_threaded_blas", "run_parallel", "parallel_kernel_lock"]
 
 _lock = threading.RLock()
-_pool = None
-_pool_size = 0
+_pools = {}  # size -> ThreadPoolExecutor (see _get_pool)
 _blas = None  # (get, set) ctypes functions, or False when unavailable
 
 
@@ -102,14 +104,17 @@ def single_threaded_blas():
 
 
 def _get_pool(size):
-    global _pool, _pool_size
+    """The pool with `size` workers, made on first use and kept.
+
+    Pools are never shut down: another caller thread (with another Numba thread count, so
+    another size) may be about to submit to a pool it has just fetched, and submitting to a
+    shut-down pool raises. In practice one size is used; each extra size costs idle threads.
+    """
     with _lock:
-        if _pool is None or _pool_size != size:
-            if _pool is not None:
-                _pool.shutdown(wait=True)
-            _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="tinyvision-conv")
-            _pool_size = size
-        return _pool
+        pool = _pools.get(size)
+        if pool is None:
+            pool = _pools[size] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="tinyvision-conv")
+        return pool
 
 
 # Numba's "workqueue" threading layer (used when neither TBB nor OpenMP is present) aborts the
@@ -157,6 +162,33 @@ def _pin(cpu):
             _running.unpinned = None
     except OSError:
         pass
+
+
+# True in a process forked from one that imported this module (see _reset_after_fork).
+in_forked_child = False
+
+
+def _reset_after_fork():
+    """In a forked child: forget the parent's pools and locks.
+
+    fork() copies only the calling thread, so the parent's pool workers do not exist in the
+    child, but their ThreadPoolExecutor still counts them and would never start new ones: the
+    first convolution in the child (a data-loader worker, a multiprocessing pool) waited
+    forever. Locks another thread held at the fork would stay held; make fresh ones. And
+    Numba's OpenMP threading layer kills a child that launches a parallel kernel after the
+    parent has used one (GNU OpenMP is not fork-safe): ``in_forked_child`` tells the kernels
+    to use their serial twins.
+    """
+    global _lock, _pools, _blas_users, parallel_kernel_lock, in_forked_child
+    in_forked_child = True
+    _lock = threading.RLock()
+    _pools = {}
+    _blas_users = 0
+    parallel_kernel_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def run_parallel(fn, tasks):

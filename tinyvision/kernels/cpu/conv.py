@@ -49,7 +49,8 @@ How the fast path is organised (each choice measured on the 2-core CI machine, s
 * **1x1, stride 1, unpadded** skips im2col: x itself is ``cols``.
 * **3x3, stride 1** (dilation 1, one group, >= 4 input channels, output >= 12x12): Winograd
   F(2x2, 3x3) for the forward pass and gx, F(3x3, 2x2) for gw (``winograd.py``; 2.25x fewer
-  multiply-adds, the same float32 accuracy; see :func:`_use_winograd`).
+  multiply-adds, the same float32 accuracy; see :func:`_use_winograd`). A Winograd result
+  that is not all finite (an inf in the input) is recomputed by im2col (see :func:`_finite`).
 
 All kernels take and return raw NumPy arrays, float32 or float64 (x and w of one dtype); the
 caller (:mod:`tinyvision.kernels.conv_dispatch`) has validated every shape, so no index here
@@ -336,7 +337,13 @@ def _pick_col2im(parallel, KH, KW, SH, SW, DH, DW, OW):
 
 
 def _col2im_parallel(*args):
-    """_col2im (prange) behind a lock: one parallel-kernel launch at a time (see _threads.py)."""
+    """_col2im (prange) behind a lock: one parallel-kernel launch at a time (see _threads.py).
+
+    In a forked child the serial twin runs instead: Numba's OpenMP layer would kill the process.
+    """
+    if _threads.in_forked_child:
+        _col2im_serial(*args)
+        return
     with _threads.parallel_kernel_lock:
         _col2im(*args)
 
@@ -426,6 +433,18 @@ def _use_winograd(C, kernel_size, stride, dilation, groups, out_size):
             and min(out_size) >= 12)
 
 
+def _finite(result):
+    """Whether a Winograd result can stand: all of it finite (one cheap pass, the sum).
+
+    An inf in x, w or gy breaks Winograd's transforms: they add and subtract neighbouring
+    values, so inf - inf = NaN appears where the direct sum (and PyTorch) gives +-inf. NaNs
+    alone would land on the same outputs as the direct sum, but telling them apart costs as
+    much as recomputing. So a result that is not all finite (its sum is not finite: a finite
+    sum implies finite terms; an overflowing sum merely recomputes) is recomputed by im2col.
+    """
+    return bool(np.isfinite(result.sum()))
+
+
 def _gy_chunk(gy, n0, Nc, f0, Fg, i0, OHc):
     """gy[n0:n0+Nc, f0:f0+Fg, i0:i0+OHc] as the (Fg, Nc*OHc*OW) matrix the GEMMs need."""
     blk = gy[n0:n0 + Nc, f0:f0 + Fg, i0:i0 + OHc]  # (Nc, Fg, OHc, OW)
@@ -445,7 +464,9 @@ def conv2d_forward(x, w, stride, padding, dilation, groups, out_size, workspace_
     Fg = F // G
     K = Cg * KH * KW
     if _use_winograd(C, (KH, KW), stride, dilation, G, out_size):
-        return winograd.winograd_conv3x3(x, w, padding, out_size, WINOGRAD_TILE, workspace_bytes)
+        y = winograd.winograd_conv3x3(x, w, padding, out_size, WINOGRAD_TILE, workspace_bytes)
+        if _finite(y):
+            return y  # else an inf in x or w: the direct sum below (see _finite)
     y = np.empty((N, F, OH, OW), dtype=x.dtype)
     if _is_pointwise((KH, KW), stride, padding, dilation):
         for g in range(G):
@@ -534,7 +555,9 @@ def conv2d_grad_weight(x, gy, stride, padding, dilation, groups, kernel_size, wo
     Fg, Cg = F // G, C // G
     K = Cg * KH * KW
     if _use_winograd(C, (KH, KW), stride, dilation, G, (OH, OW)):
-        return winograd.winograd_conv3x3_grad_weight(x, gy, padding, workspace_bytes)
+        gw = winograd.winograd_conv3x3_grad_weight(x, gy, padding, workspace_bytes)
+        if _finite(gw):
+            return gw  # else an inf in x or gy: the direct sum below (see _finite)
     if _is_pointwise((KH, KW), stride, padding, dilation):
         gw = np.empty((F, K), dtype=x.dtype)
         for g in range(G):
