@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from tinyvision.ops import box_iou, nms, retinanet_anchor_generator
+from tinyvision.ops.nms import nms_numpy_greedy
 
 
 def random_boxes(rng, n, image=1024.0, min_wh=16.0, max_wh=128.0, dtype=np.float32):
@@ -31,25 +32,6 @@ def random_boxes(rng, n, image=1024.0, min_wh=16.0, max_wh=128.0, dtype=np.float
     return np.concatenate([xy, xy + wh], axis=1).astype(dtype)
 
 
-def numpy_greedy_nms(boxes, scores, iou_threshold):
-    """The vectorised-NumPy greedy NMS everybody copies (py-faster-rcnn's ``py_cpu_nms``)."""
-    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    areas = (x2 - x1) * (y2 - y1)
-    order = np.argsort(-scores, kind="stable")
-    keep = []
-    while order.size > 0:
-        i = order[0]
-        keep.append(i)
-        xx1 = np.maximum(x1[i], x1[order[1:]])
-        yy1 = np.maximum(y1[i], y1[order[1:]])
-        xx2 = np.minimum(x2[i], x2[order[1:]])
-        yy2 = np.minimum(y2[i], y2[order[1:]])
-        w = np.maximum(0.0, xx2 - xx1)
-        h = np.maximum(0.0, yy2 - yy1)
-        inter = w * h
-        ovr = inter / (areas[i] + areas[order[1:]] - inter)
-        order = order[np.where(ovr <= iou_threshold)[0] + 1]
-    return np.array(keep, dtype=np.int64)
 
 
 def interleaved(fns, repeats):
@@ -72,10 +54,10 @@ def bench_nms(rng, n, repeats, quick=False):
     scores = rng.random(n).astype(np.float32)
     thr = 0.5
     ours = nms(boxes, scores, thr)                          # warm-up: compiles the kernel
-    ref = numpy_greedy_nms(boxes, scores, thr)
+    ref = nms_numpy_greedy(boxes, scores, thr)
     assert np.array_equal(ours, ref), "nms and the NumPy greedy loop disagree"
     t_ours, t_ref = interleaved([lambda: nms(boxes, scores, thr),
-                                 lambda: numpy_greedy_nms(boxes, scores, thr)], max(3, repeats // 3))
+                                 lambda: nms_numpy_greedy(boxes, scores, thr)], max(3, repeats // 3))
     ratio = t_ref / t_ours
     print(f"nms {n} boxes (thr {thr}, {len(ours)} kept): tinyvision {t_ours:8.2f} ms | "
           f"NumPy greedy {t_ref:9.2f} ms | speed-up {ratio:6.1f}x (target >= 10x: "

@@ -20,17 +20,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from tinyvision.testing.opcases import (
     OpCase,
     all_axes_if_none,
     binary,
-    check_against_torch,
-    check_gradients,
     dims_for,
     small_shapes,
+    table_tests,
     unary,
 )
 
@@ -335,20 +333,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-@settings(max_examples=20)
-@given(data=st.data())
-def test_gradcheck(case, data):
-    check_gradients(case, data.draw(case.inputs, label="(arrays, kwargs)"))
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-@settings(max_examples=12)
-@given(data=st.data())
-def test_matches_torch(case, data):
-    drawn = data.draw(case.inputs, label="(arrays, kwargs)")
-    check_against_torch(case, drawn, np.float64)
-    check_against_torch(case, drawn, np.float32)
+# Every op in the table: a Hypothesis gradcheck and a float64/float32 PyTorch cross-check.
+test_gradcheck, test_matches_torch = table_tests(CASES, gradcheck_examples=20, torch_examples=12)
 
 
 # ---- conventions at the kinks (and edge shapes), against PyTorch on the exact values ---------

@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from tinyvision.testing.opcases import OpCase, check_against_torch, check_gradients
+from tinyvision.testing.opcases import OpCase, table_tests
 
 import tinyvision as tv
 import tinyvision.functional as F
@@ -133,20 +132,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-@settings(max_examples=20)
-@given(data=st.data())
-def test_gradcheck(case, data):
-    check_gradients(case, data.draw(case.inputs, label="(arrays, kwargs)"))
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-@settings(max_examples=15)
-@given(data=st.data())
-def test_matches_torch(case, data):
-    drawn = data.draw(case.inputs, label="(arrays, kwargs)")
-    check_against_torch(case, drawn, np.float64)
-    check_against_torch(case, drawn, np.float32)
+# Every op in the table: a Hypothesis gradcheck and a float64/float32 PyTorch cross-check.
+test_gradcheck, test_matches_torch = table_tests(CASES, gradcheck_examples=20, torch_examples=15)
 
 
 # ---- golden values, computed by hand -------------------------------------------------------

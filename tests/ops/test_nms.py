@@ -8,7 +8,7 @@ from hypothesis.extra import numpy as hnp
 import tinyvision as tv
 from tinyvision.kernels.cpu.nms import batched_nms_sorted, nms_sorted_greedy, nms_sorted_grid
 from tinyvision.ops import batched_nms, box_iou, nms
-from tinyvision.ops.nms import batched_nms_reference, nms_reference
+from tinyvision.ops.nms import batched_nms_reference, nms_numpy_greedy, nms_reference
 
 
 def random_boxes(rng, n, dtype=np.float32, span=200.0, max_wh=40.0):
@@ -25,23 +25,6 @@ def run_kernel(kernel, boxes, scores, thr):
     return order[keep.astype(bool)]
 
 
-def numpy_greedy_nms(boxes, scores, thr):
-    """The widely used vectorised NumPy loop (py-faster-rcnn style, without the +1)."""
-    x1, y1, x2, y2 = boxes.T
-    areas = (x2 - x1) * (y2 - y1)
-    order = np.argsort(-scores, kind="stable")
-    keep = []
-    while order.size > 0:
-        i = order[0]
-        keep.append(i)
-        xx1 = np.maximum(x1[i], x1[order[1:]])
-        yy1 = np.maximum(y1[i], y1[order[1:]])
-        xx2 = np.minimum(x2[i], x2[order[1:]])
-        yy2 = np.minimum(y2[i], y2[order[1:]])
-        inter = np.maximum(0.0, xx2 - xx1) * np.maximum(0.0, yy2 - yy1)
-        ovr = inter / (areas[i] + areas[order[1:]] - inter)
-        order = order[np.where(ovr <= thr)[0] + 1]
-    return np.array(keep, dtype=np.int64)
 
 
 # ---------------------------------------------------------------------------------------
@@ -167,10 +150,10 @@ def test_grid_kernel_large_and_mixed_sizes(rng):
     scores = rng.random(len(boxes)).astype(np.float32)
     scores[-200:] += 1  # visit the far cluster first
     for thr in (0.0, 0.3, 0.5, 0.7):
-        want = numpy_greedy_nms(boxes, scores, thr)
+        want = nms_numpy_greedy(boxes, scores, thr)
         np.testing.assert_array_equal(run_kernel(nms_sorted_grid, boxes, scores, thr), want)
         np.testing.assert_array_equal(nms(boxes, scores, thr), want)
-    np.testing.assert_array_equal(run_kernel(nms_sorted_greedy, boxes, scores, 0.5), numpy_greedy_nms(boxes, scores, 0.5))
+    np.testing.assert_array_equal(run_kernel(nms_sorted_greedy, boxes, scores, 0.5), nms_numpy_greedy(boxes, scores, 0.5))
 
 
 @pytest.mark.parametrize("case", ["wide_spread", "tiny", "huge_among_small", "lines", "float64_far", "stacked"])

@@ -41,7 +41,7 @@ import numpy as np
 from ..backend import get_array_module, to_device
 from ._utils import check_boxes, check_finite, check_ordered, check_real, unwrap, wrap
 
-__all__ = ["nms", "batched_nms", "nms_reference", "batched_nms_reference"]
+__all__ = ["nms", "batched_nms", "nms_reference", "batched_nms_reference", "nms_numpy_greedy"]
 
 _GRID_MIN_N = 64  # below this the plain greedy loop is as fast as the grid
 
@@ -190,6 +190,32 @@ def batched_nms(boxes, scores, idxs, iou_threshold: float):
 # ----------------------------------------------------------------------------------------
 # Plain-loop references
 # ----------------------------------------------------------------------------------------
+def nms_numpy_greedy(boxes, scores, iou_threshold):
+    """The vectorised-NumPy greedy NMS most projects copy (py-faster-rcnn's ``py_cpu_nms``,
+    without its +1 pixel convention): take the best remaining box, drop every remaining box
+    whose IoU with it exceeds the threshold, repeat.
+
+    Same result as :func:`nms` (stable score order, strict ``>``), but it computes one row of
+    the IoU matrix per kept box in NumPy — O(N·K) work with a Python loop over kept boxes.
+    Kept as the baseline that ``benchmarks/bench_ops.py`` times and as one more independent
+    reference for the tests. Plain NumPy arrays in and out; no validation.
+    """
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    areas = (x2 - x1) * (y2 - y1)
+    order = np.argsort(-scores, kind="stable")
+    keep = []
+    while order.size > 0:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        inter_w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
+        inter_h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
+        inter = inter_w * inter_h
+        iou = inter / (areas[i] + areas[rest] - inter)
+        order = rest[iou <= iou_threshold]
+    return np.array(keep, dtype=np.int64)
+
+
 def nms_reference(boxes, scores, iou_threshold: float):
     """NMS as a learner writes it: sort, then two Python loops. O(N^2); for reading and tests.
 

@@ -15,16 +15,12 @@ draws its arguments as ``(arrays, kwargs)``:
 The strategies keep values away from the op's kinks (ReLU at 0, clamp bounds, |d| = beta,
 ties of max), so central differences never straddle a jump in the derivative.
 
-Each case is then run three ways by the test modules:
-``check_gradients`` (float64 finite differences), and ``check_against_torch`` in float64
-(forward and every gradient to 1e-10) and float32 (the project's float32 tolerance)::
+Each case is then run three ways: ``check_gradients`` (float64 finite differences), and
+``check_against_torch`` in float64 (forward and every gradient to 1e-10) and float32 (the
+project's float32 tolerance). :func:`table_tests` turns a table into those two pytest tests::
 
     CASES = [OpCase("sigmoid", F.sigmoid, torch.sigmoid, unary(-8.0, 8.0)), ...]
-
-    @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-    @given(data=st.data())
-    def test_gradcheck(case, data):
-        check_gradients(case, data.draw(case.inputs))
+    test_gradcheck, test_matches_torch = table_tests(CASES)
 
 Needs the test dependencies (Hypothesis; PyTorch for ``check_against_torch``).
 """
@@ -43,7 +39,7 @@ from .tolerances import tolerance
 
 __all__ = [
     "OpCase", "args", "small_shapes", "unary", "binary", "dims_for", "all_axes_if_none",
-    "check_gradients", "check_against_torch",
+    "check_gradients", "check_against_torch", "table_tests",
 ]
 
 
@@ -142,3 +138,29 @@ def check_against_torch(case: OpCase, drawn, dtype=np.float64):
         rtol=tol["rtol"],
         atol=tol["atol"],
     )
+
+
+def table_tests(cases, gradcheck_examples: int = 20, torch_examples: int = 12):
+    """The two tests every table gets, parametrized over ``cases`` (one pytest id per op):
+    a Hypothesis gradcheck, and a PyTorch cross-check in float64 and float32.
+
+    Bind them to ``test_*`` names in a test module so pytest collects them.
+    """
+    import pytest
+    from hypothesis import given, settings
+
+    @pytest.mark.parametrize("case", cases, ids=lambda c: c.id)
+    @settings(max_examples=gradcheck_examples)
+    @given(data=st.data())
+    def test_gradcheck(case, data):
+        check_gradients(case, data.draw(case.inputs, label="(arrays, kwargs)"))
+
+    @pytest.mark.parametrize("case", cases, ids=lambda c: c.id)
+    @settings(max_examples=torch_examples)
+    @given(data=st.data())
+    def test_matches_torch(case, data):
+        drawn = data.draw(case.inputs, label="(arrays, kwargs)")
+        check_against_torch(case, drawn, np.float64)
+        check_against_torch(case, drawn, np.float32)
+
+    return test_gradcheck, test_matches_torch
