@@ -3,7 +3,9 @@
 Shapes: every op here maps x (any shape) to y of the same (broadcast) shape; gx has x's shape.
 Conventions at the kinks, as PyTorch:
 * abs'(0) = 0 (sign(0) = 0);
-* clamp passes the gradient where min <= x <= max, boundaries included;
+* clamp with number bounds passes the gradient where min < x < max, boundaries excluded
+  (PyTorch >= 2.14); with tensor bounds an x equal to a bound gets half (the tie rule of
+  maximum/minimum, which is how PyTorch differentiates clamp(Tensor, Tensor, Tensor));
 * maximum/minimum split the gradient in half between x and y where x == y.
 """
 from __future__ import annotations
@@ -86,8 +88,12 @@ class Sign(Function):
 class Clamp(Function):
     """y = min(max(x, lo), hi).
 
-    dy/dx = 1 where lo <= x <= hi (boundaries included, as PyTorch), else 0.
-    Tensor bounds are not differentiated here (use maximum/minimum for that).
+    dy/dx, as PyTorch 2.14 defines it at the kinks:
+    * number bounds: 1 where lo < x < hi strictly, else 0 (a value sitting on a bound gets no
+      gradient: the subgradient PyTorch chose, since the output is constant on that side);
+    * tensor bounds: 1 strictly inside; where x equals a bound it gets 1/2 per bound it equals
+      (clamp read as maximum then minimum, each tie split in half); 0 where lo > hi (y = hi).
+    Tensor bounds are constants here (use maximum/minimum to differentiate through them).
     """
 
     def __init__(self, lo, hi):
@@ -110,12 +116,23 @@ class Clamp(Function):
     def backward(self, gy):
         (x,) = self.saved
         xp = get_array_module(x)
+        lo, hi = self.lo, self.hi
+        tensor_bounds = any(getattr(b, "ndim", 0) > 0 for b in (lo, hi))
         inside = xp.ones(x.shape, dtype=bool)
-        if self.lo is not None:
-            inside &= x >= self.lo
-        if self.hi is not None:
-            inside &= x <= self.hi
-        return xp.where(inside, gy, 0).astype(gy.dtype, copy=False)
+        if lo is not None:
+            inside &= x > lo
+        if hi is not None:
+            inside &= x < hi
+        slope = inside.astype(gy.dtype)
+        if tensor_bounds:
+            # ties with a tensor bound take half each; nothing passes where lo > hi
+            if lo is not None:
+                slope = slope + 0.5 * (x == lo)
+            if hi is not None:
+                slope = slope + 0.5 * (x == hi)
+            if lo is not None and hi is not None:
+                slope = xp.where(xp.asarray(lo) > xp.asarray(hi), 0, slope)
+        return (gy * slope).astype(gy.dtype, copy=False)
 
 
 class Maximum(Function):
@@ -192,7 +209,7 @@ def sign(x):
 
 
 def clamp(x, min=None, max=None):  # noqa: A002 - PyTorch's names
-    """Clamp x into [min, max] (either may be None). Gradient passes where min <= x <= max.
+    """Clamp x into [min, max] (either may be None). Gradient passes where min < x < max.
 
     Bounds may be numbers or tensors (broadcast against x); tensor bounds are constants here
     (one that requires grad is refused rather than silently not differentiated). If

@@ -72,8 +72,8 @@ class BoxDecode(Function):
     Backward (g1 = dL/dx1, g2 = dL/dx2 of one output box; y and h alike):
 
         d/dcode_x:  g(code_x) = (g1 + g2) w / wx
-        d/dcode_w:  g(code_w) = (g2 - g1) 0.5 pw / ww  where code_w / ww <= clip, else 0
-                    (PyTorch's clamp passes the gradient at the bound itself)
+        d/dcode_w:  g(code_w) = (g2 - g1) 0.5 pw / ww  where code_w / ww < clip, else 0
+                    (PyTorch >= 2.14's clamp passes no gradient at the bound itself)
         anchor, writing px, pw through (x1b, w):  dx1/dx1b = dx2/dx1b = 1 (through c),
                     dx1/dw = dx + 0.5 - 0.5 e,   dx2/dw = dx + 0.5 + 0.5 e,
         so  gw = sum_k [g1 (dx + 0.5 - 0.5 e) + g2 (dx + 0.5 + 0.5 e)],
@@ -125,8 +125,8 @@ class BoxDecode(Function):
         g_codes = xp.empty((n, k, 4), dtype=gy.dtype)
         g_codes[:, :, 0] = (g1x + g2x) * w / wx
         g_codes[:, :, 1] = (g1y + g2y) * h / wy
-        g_codes[:, :, 2] = xp.where(dw <= self.clip, (g2x - g1x) * 0.5 * ex * w / ww, 0 * dw)
-        g_codes[:, :, 3] = xp.where(dh <= self.clip, (g2y - g1y) * 0.5 * ey * h / wh, 0 * dh)
+        g_codes[:, :, 2] = xp.where(dw < self.clip, (g2x - g1x) * 0.5 * ex * w / ww, 0 * dw)
+        g_codes[:, :, 3] = xp.where(dh < self.clip, (g2y - g1y) * 0.5 * ey * h / wh, 0 * dh)
         gw = (g1x * (dx + 0.5 - 0.5 * ex) + g2x * (dx + 0.5 + 0.5 * ex)).sum(axis=1)   # (N,)
         gh = (g1y * (dy + 0.5 - 0.5 * ey) + g2y * (dy + 0.5 + 0.5 * ey)).sum(axis=1)
         g_boxes = xp.stack(
