@@ -55,6 +55,12 @@ __all__ = [
     "is_grad_enabled",
     "set_grad_enabled",
     "GradientError",
+    "result_type",
+    "promote",
+    "detect_anomaly",
+    "set_detect_anomaly",
+    "is_anomaly_enabled",
+    "AnomalyError",
 ]
 
 
@@ -114,17 +120,105 @@ def enable_grad():
 
 
 # --------------------------------------------------------------------------------------
+# Anomaly mode: find the op whose gradient first turns NaN or inf
+# --------------------------------------------------------------------------------------
+# Per thread, like grad mode. While on, every Function records where (in the user's code) it was
+# created, and the backward pass checks each gradient a Function returns; the first non-finite
+# one raises, naming the Function, the shapes and that place. Off by default: capturing a stack
+# per op is slow (PyTorch's torch.autograd.detect_anomaly has the same cost and the same name).
+_anomaly_mode = threading.local()
+
+
+class AnomalyError(GradientError):
+    """A Function's backward returned NaN or inf (raised only in anomaly mode)."""
+
+
+def is_anomaly_enabled() -> bool:
+    return getattr(_anomaly_mode, "enabled", False)
+
+
+class set_detect_anomaly:  # noqa: N801 - PyTorch's name
+    """``set_detect_anomaly(True)`` switches anomaly mode on (for good, in this thread);
+    ``with set_detect_anomaly(mode):`` restores the previous mode on exit."""
+
+    def __init__(self, mode: bool):
+        self.previous = is_anomaly_enabled()
+        _anomaly_mode.enabled = bool(mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _anomaly_mode.enabled = self.previous
+        return False
+
+
+def detect_anomaly():
+    """``with tv.autograd.detect_anomaly():`` run forward *and* backward inside it; the first
+    Function whose backward returns a non-finite gradient raises :class:`AnomalyError`:
+
+        MulBackward ... returned a gradient with 1 NaN for input 0 of shape (3,);
+        the op was created at  File "train.py", line 12, in step
+
+    A gradient that is already non-finite when it *arrives* at a Function is not blamed on that
+    Function (only one that turns finite gradients non-finite is).
+    """
+    return set_detect_anomaly(True)
+
+
+def _user_stack():
+    """The creating call stack, tinyvision's own frames dropped (the user's code is the story)."""
+    import os
+    import traceback
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    frames = [f for f in traceback.extract_stack()[:-2] if not os.path.abspath(f.filename).startswith(here)]
+    return traceback.format_list(frames[-6:])
+
+
+def _check_anomaly(fn, gys, gxs):
+    """Raise AnomalyError if ``fn`` turned finite upstream gradients into a non-finite one."""
+    for g in gys:
+        if g is not None and _is_float(g.dtype) and not bool(get_array_module(g).isfinite(g).all()):
+            return  # it arrived non-finite: an earlier Function is to blame (and was checked)
+    for i, gx in enumerate(gxs):
+        if gx is None or not _is_float(gx.dtype):
+            continue
+        xp = get_array_module(gx)
+        bad = ~xp.isfinite(gx)
+        if bool(bad.any()):
+            n_nan = int(xp.isnan(gx).sum())
+            n_inf = int(bad.sum()) - n_nan
+            kinds = ", ".join(k for k in (f"{n_nan} NaN" if n_nan else "", f"{n_inf} inf" if n_inf else "") if k)
+            stack = getattr(fn, "_creation_stack", None)
+            where = ("the op was created at (most recent call last):\n" + "".join(stack)) if stack else (
+                "(the op was created outside detect_anomaly(); run the forward inside it to see where)")
+            shapes = [tuple(s) if s is not None else None for s in fn.input_shapes]
+            raise AnomalyError(
+                f"{type(fn).__name__}.backward returned a gradient with {kinds} for input {i} of shape "
+                f"{tuple(gx.shape)} (inputs {shapes}, upstream gradients finite: "
+                f"{[tuple(g.shape) for g in gys]}); {where}"
+            )
+
+
+# --------------------------------------------------------------------------------------
 # dtype rules
 # --------------------------------------------------------------------------------------
 def _is_float(dtype) -> bool:
     return np.issubdtype(np.dtype(dtype), np.floating)
 
 
+_INT64_MAX = np.iinfo(np.int64).max
+
+
 def _to_data(value, dtype=None, xp=None):
     """Turn user input into an array with tinyvision's dtype rules.
 
-    float64 arrays stay float64; other floats (Python floats, lists, float16) become
-    float32, PyTorch's default dtype; integers become int64 and booleans stay bool.
+    float64 arrays stay float64 (in either byte order: non-native byte order is converted to
+    native, keeping the dtype); other floats (Python floats, lists, float16) become float32,
+    PyTorch's default dtype; integers become int64 (an unsigned value above 2**63 - 1, which
+    int64 cannot hold, is an error rather than a wrapped negative number) and booleans stay bool.
+    Ragged nested lists are refused with the lengths that disagree.
     """
     if isinstance(value, Tensor):
         value = value.data
@@ -133,16 +227,115 @@ def _to_data(value, dtype=None, xp=None):
     if dtype is not None:
         return xp.asarray(value, dtype=dtype)
     given_as_array = hasattr(value, "dtype")  # ndarray, CuPy array or NumPy scalar
-    arr = xp.asarray(value)
+    try:
+        arr = xp.asarray(value)
+    except ValueError as e:
+        if isinstance(value, (list, tuple)):
+            raise ValueError(f"tensor: nested sequences of unequal lengths (ragged) ({_ragged_where(value)})") from None
+        raise ValueError(f"tensor: cannot make an array from {type(value).__name__}: {e}") from None
+    if arr.dtype.byteorder not in "=|":
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    if arr.dtype == object:
+        raise TypeError(
+            f"tensor: data of type {type(value).__name__} gives an object array (mixed or non-numeric "
+            "elements); tensors hold bool, integer or floating-point numbers"
+        )
     if arr.dtype == np.float64 and given_as_array:
         return arr
     if _is_float(arr.dtype):
         return arr.astype(np.float32, copy=False)
+    if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.size and int(arr.max()) > _INT64_MAX:
+        raise OverflowError(
+            f"tensor: uint64 value {int(arr.max())} does not fit in int64 (the integer dtype of tensors); "
+            "convert it to float64 first if that is what you mean"
+        )
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64, copy=False)
     if arr.dtype.kind == "b":
         return arr
     raise TypeError(f"cannot make a tensor from data of dtype {arr.dtype}")
+
+
+def _ragged_where(seq, path="data"):
+    """Name the first place in a nested list whose elements have different lengths."""
+    lengths = [len(e) if isinstance(e, (list, tuple)) else None for e in seq]
+    if len(set(lengths)) > 1:
+        return f"{path} has elements of lengths {lengths[:8]}{'...' if len(lengths) > 8 else ''}"
+    for i, e in enumerate(seq):
+        if isinstance(e, (list, tuple)):
+            where = _ragged_where(e, f"{path}[{i}]")
+            if where:
+                return where
+    return ""
+
+
+def _promote_types(a, b):
+    """torch.promote_types for real dtypes: a float beats any integer or bool whatever its size
+    (int64 with float32 is float32, not NumPy's float64); within a kind, NumPy's rule."""
+    a, b = np.dtype(a), np.dtype(b)
+    if (a.kind == "f") != (b.kind == "f"):
+        return a if a.kind == "f" else b
+    return np.promote_types(a, b)
+
+
+def _combine_categories(higher, lower):
+    # PyTorch's rule for joining priority classes (c10 ResultTypeState): a higher-priority
+    # operand keeps its dtype unless a lower-priority one is of a higher category.
+    if higher is None:
+        return lower
+    if lower is None:
+        return higher
+    if higher.kind == "f":
+        return higher
+    if higher.kind == "b" or lower.kind == "f":
+        return _promote_types(higher, lower)
+    return higher
+
+
+def result_type(*operands):
+    """The dtype of an elementwise op on ``operands``, by PyTorch's promotion rules.
+
+    Operands are ranked: tensors/arrays with at least one dimension, then 0-d ones, then Python
+    numbers. The result takes the dtype of the highest rank unless a lower rank holds a higher
+    *category* (bool < integer < floating), in which case the categories are promoted:
+
+    * float32 tensor + int64 tensor   -> float32 (NumPy: float64)
+    * float32 tensor + float64 0-d    -> float32 (a 0-d value does not widen a tensor)
+    * int64 tensor + 2.5              -> float32 (a Python float is PyTorch's default dtype)
+    * int32 tensor + int64 0-d        -> int32;  bool tensor + 1 -> int64
+
+    >>> import numpy as np
+    >>> result_type(np.ones(2, np.float32), np.ones(2, np.int64))
+    dtype('float32')
+    """
+    dim = zero = wrapped = None
+    for v in operands:
+        if v is None:
+            continue
+        if isinstance(v, Tensor):
+            v = v.data
+        if isinstance(v, (bool, int, float)) and not hasattr(v, "dtype"):
+            d = np.dtype(bool) if isinstance(v, bool) else np.dtype(np.int64) if isinstance(v, int) else np.dtype(np.float32)
+            wrapped = d if wrapped is None else _promote_types(wrapped, d)
+        elif getattr(v, "ndim", 0) > 0:
+            dim = v.dtype if dim is None else _promote_types(dim, v.dtype)
+        else:
+            zero = v.dtype if zero is None else _promote_types(zero, v.dtype)
+    return _combine_categories(dim, _combine_categories(zero, wrapped))
+
+
+def promote(*operands):
+    """Cast the array operands to :func:`result_type`; Python numbers stay as they are (NumPy
+    treats them as weak, so they never widen the result)."""
+    dt = result_type(*operands)
+    out = []
+    for v in operands:
+        if hasattr(v, "dtype") and v.dtype != dt:
+            v = v.astype(dt)
+        elif dt is not None and dt.kind == "f" and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        out.append(v)
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------------------
@@ -706,6 +899,8 @@ class Function:
             outputs.append(t)
 
         if needs_grad:
+            if is_anomaly_enabled():
+                self._creation_stack = _user_stack()
             self.inputs = tuple(a if isinstance(a, Tensor) else None for a in inputs)
             self.input_shapes = tuple(getattr(x, "shape", None) for x in xs)
             self.input_dtypes = tuple(getattr(x, "dtype", None) for x in xs)
@@ -844,6 +1039,8 @@ def run_backward(root: Tensor, grad, retain_graph: bool = False):
             gxs = fn.backward(*gys)
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
+            if is_anomaly_enabled():
+                _check_anomaly(fn, gys, gxs)
             if len(gxs) != len(fn.inputs):
                 raise GradientError(
                     f"{type(fn).__name__}.backward returned {len(gxs)} gradients for {len(fn.inputs)} inputs"

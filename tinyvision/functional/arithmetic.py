@@ -7,12 +7,16 @@ gradient is the sum of the four upstream entries, ``gx = gz.sum(axis=1, keepdims
 In general the gradient of a broadcast input is the upstream gradient summed over every axis
 that broadcasting stretched (``sum_to_shape``). Shapes that do not broadcast raise a
 ValueError naming the operation and both shapes, before any arithmetic runs.
+
+dtypes follow PyTorch's promotion (``tinyvision.autograd.result_type``), not NumPy's: a float32
+tensor plus an int64 tensor is float32, a 0-d float64 value does not widen a float32 tensor, and
+integer division ``/`` gives float32 (true division, as ``torch.div``).
 """
 from __future__ import annotations
 
 from contextlib import nullcontext as _nullcontext
 
-from ..autograd import Function
+from ..autograd import Function, promote, result_type
 from ..backend import get_array_module
 
 __all__ = ["add", "sub", "mul", "div", "pow", "neg", "matmul", "sum_to_shape", "broadcast_shapes"]
@@ -80,6 +84,7 @@ class Add(Function):
 
     def forward(self, x, y):
         broadcast_shapes("add", _shape(x), _shape(y))
+        x, y = promote(x, y)
         self.metas = (_Meta(x), _Meta(y))
         return x + y
 
@@ -93,6 +98,7 @@ class Sub(Function):
 
     def forward(self, x, y):
         broadcast_shapes("sub", _shape(x), _shape(y))
+        x, y = promote(x, y)
         self.metas = (_Meta(x), _Meta(y))
         return x - y
 
@@ -107,6 +113,7 @@ class Mul(Function):
 
     def forward(self, x, y):
         broadcast_shapes("mul", _shape(x), _shape(y))
+        x, y = promote(x, y)
         self.save_for_backward(x, y)
         return x * y
 
@@ -120,6 +127,9 @@ class Div(Function):
 
     def forward(self, x, y):
         broadcast_shapes("div", _shape(x), _shape(y))
+        x, y = promote(x, y)
+        if result_type(x, y).kind != "f":   # true division of integers gives the default float
+            x, y, _ = promote(x, y, 1.0)
         self.save_for_backward(x, y)
         return x / y
 
@@ -141,6 +151,7 @@ class Pow(Function):
 
     def forward(self, x, y):
         broadcast_shapes("pow", _shape(x), _shape(y))
+        x, y = promote(x, y)
         z = x**y
         self.save_for_backward(x, y, z)
         return z
@@ -218,35 +229,35 @@ class MatMul(Function):
         return gx, gy
 
 
-def add(x, y):
-    return Add()(x, y)
+def add(input, other):
+    return Add()(input, other)
 
 
-def sub(x, y):
-    return Sub()(x, y)
+def sub(input, other):
+    return Sub()(input, other)
 
 
-def mul(x, y):
-    return Mul()(x, y)
+def mul(input, other):
+    return Mul()(input, other)
 
 
-def div(x, y):
-    return Div()(x, y)
+def div(input, other):
+    return Div()(input, other)
 
 
-def pow(x, y):  # noqa: A001 - PyTorch's name
-    return Pow()(x, y)
+def pow(input, exponent):  # noqa: A001 - PyTorch's name
+    return Pow()(input, exponent)
 
 
-def neg(x):
-    return Neg()(x)
+def neg(input):
+    return Neg()(input)
 
 
-def matmul(x, y):
+def matmul(input, other):
     """Matrix product with torch.matmul's rules (1-D promotion, broadcast batch dims).
 
     >>> import numpy as np, tinyvision as tv
     >>> matmul(tv.tensor(np.array([[1.0, 2.0], [3.0, 4.0]])), np.array([1.0, 1.0])).numpy().tolist()
     [3.0, 7.0]
     """
-    return MatMul()(x, y)
+    return MatMul()(input, other)

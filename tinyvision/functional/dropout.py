@@ -43,7 +43,7 @@ class DropoutFunction(Function):
         return gy * self.scaled_mask
 
 
-def dropout(x, p=0.5, training=True, inplace=False, generator=None):
+def dropout(input, p=0.5, training=True, inplace=False, generator=None):
     r"""Inverted dropout, as ``torch.nn.functional.dropout`` (see the module docstring).
 
     Args:
@@ -59,6 +59,7 @@ def dropout(x, p=0.5, training=True, inplace=False, generator=None):
     >>> sorted(set(y.numpy().tolist()))
     [0.0, 2.0]
     """
+    x = input   # PyTorch's argument names outside, math names inside
     if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got p={p!r}")
     if not training or p == 0:

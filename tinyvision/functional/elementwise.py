@@ -10,7 +10,7 @@ Conventions at the kinks, as PyTorch:
 """
 from __future__ import annotations
 
-from ..autograd import Function, is_grad_enabled
+from ..autograd import Function, is_grad_enabled, promote
 from ..backend import get_array_module
 from .arithmetic import _grad_for, _shape, broadcast_shapes
 
@@ -144,6 +144,7 @@ class Maximum(Function):
     def forward(self, x, y):
         xp = get_array_module(x, y)
         broadcast_shapes("maximum", _shape(x), _shape(y))
+        x, y = promote(x, y)
         self.save_for_backward(x, y)
         return xp.maximum(x, y)
 
@@ -160,6 +161,7 @@ class Minimum(Function):
     def forward(self, x, y):
         xp = get_array_module(x, y)
         broadcast_shapes("minimum", _shape(x), _shape(y))
+        x, y = promote(x, y)
         self.save_for_backward(x, y)
         return xp.minimum(x, y)
 
@@ -178,6 +180,7 @@ class Where(Function):
         if getattr(condition, "dtype", None) is not None and condition.dtype != bool:
             condition = condition.astype(bool)
         broadcast_shapes("where", _shape(condition), _shape(x), _shape(y))
+        x, y = promote(x, y)
         self.save_for_backward(condition, x, y)
         return xp.where(condition, x, y)
 
@@ -188,27 +191,27 @@ class Where(Function):
         return None, _grad_for(x, xp.where(c, gz, zero)), _grad_for(y, xp.where(c, zero, gz))
 
 
-def exp(x):
-    return Exp()(x)
+def exp(input):
+    return Exp()(input)
 
 
-def log(x):
-    return Log()(x)
+def log(input):
+    return Log()(input)
 
 
-def sqrt(x):
-    return Sqrt()(x)
+def sqrt(input):
+    return Sqrt()(input)
 
 
-def abs(x):  # noqa: A001 - PyTorch's name
-    return Abs()(x)
+def abs(input):  # noqa: A001 - PyTorch's name
+    return Abs()(input)
 
 
-def sign(x):
-    return Sign()(x)
+def sign(input):
+    return Sign()(input)
 
 
-def clamp(x, min=None, max=None):  # noqa: A002 - PyTorch's names
+def clamp(input, min=None, max=None):  # noqa: A002 - PyTorch's names
     """Clamp x into [min, max] (either may be None). Gradient passes where min < x < max.
 
     Bounds may be numbers or tensors (broadcast against x); tensor bounds are constants here
@@ -219,6 +222,7 @@ def clamp(x, min=None, max=None):  # noqa: A002 - PyTorch's names
     >>> clamp(tv.tensor(np.array([-2.0, 0.5, 2.0])), -1.0, 1.0).numpy()
     array([-1. ,  0.5,  1. ])
     """
+    x = input   # PyTorch's argument names outside, math names inside
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
     for name, bound in (("min", min), ("max", max)):
@@ -234,14 +238,14 @@ def clamp(x, min=None, max=None):  # noqa: A002 - PyTorch's names
 clip = clamp
 
 
-def maximum(x, y):
-    return Maximum()(x, y)
+def maximum(input, other):
+    return Maximum()(input, other)
 
 
-def minimum(x, y):
-    return Minimum()(x, y)
+def minimum(input, other):
+    return Minimum()(input, other)
 
 
-def where(condition, x, y):
+def where(condition, input, other):
     """Elementwise select, PyTorch's ``torch.where(condition, x, y)``."""
-    return Where()(condition, x, y)
+    return Where()(condition, input, other)

@@ -7,12 +7,13 @@ from .shape import transpose
 __all__ = ["linear"]
 
 
-def linear(x, weight, bias=None):
+def linear(input, weight, bias=None):
     r"""PyTorch's F.linear.   Shapes: x (..., in), weight (out, in), bias (out,) -> y (..., out).
 
     y = x W^T + b.  Gradients (through matmul and add): gx = gy W, gW = gy^T x (summed over
     the leading axes), gb = gy summed over the leading axes.
     """
+    x = input   # PyTorch's argument names outside, math names inside
     if weight.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {tuple(weight.shape)}")
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:

@@ -8,7 +8,7 @@ non-ignored targets). If every target is ignored that mean is 0/0 = nan, as in P
 """
 from __future__ import annotations
 
-from ..autograd import Function, Tensor
+from ..autograd import Function, Tensor, promote
 from ..backend import get_array_module
 from .activation import log_softmax
 from .arithmetic import _grad_for, broadcast_shapes
@@ -28,6 +28,32 @@ def _check_reduction(name, reduction):
 
 def _data(x):
     return x.data if isinstance(x, Tensor) else x
+
+
+def _array_arg(name, value):
+    """A Tensor or array argument as it is; a list, tuple or number becomes an array with the
+    tensor dtype rules (ints -> int64, floats -> float32); anything else is a TypeError naming it."""
+    if value is None or isinstance(value, Tensor) or hasattr(value, "shape"):
+        return value
+    if isinstance(value, (list, tuple, int, float)) and not isinstance(value, bool):
+        from ..autograd import _to_data
+
+        try:
+            return _to_data(value)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{name}: cannot use {type(value).__name__} {value!r:.60} as an array ({e})") from None
+    raise TypeError(f"{name} must be a Tensor or an array, got {type(value).__name__}")
+
+
+def _number_arg(name, value):
+    """A real-number option (label_smoothing, beta, delta): a str, bool or array is refused by name."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not (
+            hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0 and value.dtype.kind in "iuf"):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if value != value:
+        raise ValueError(f"{name} must be a number, got NaN")
+    return value
 
 
 def _reduce(l, reduction):
@@ -126,6 +152,8 @@ def _check_class_input(name, x, t):
 def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
     """PyTorch's F.nll_loss. ``input`` holds log-probabilities, ``target`` class indices."""
     _check_reduction("nll_loss", reduction)
+    input, target = _array_arg("nll_loss: input", input), _array_arg("nll_loss: target", target)
+    weight = _array_arg("nll_loss: weight", weight)
     _check_class_input("nll_loss", input, target)
     C = input.shape[0] if input.ndim == 1 else input.shape[1]
     if weight is not None and tuple(weight.shape) != (C,):
@@ -162,6 +190,9 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     from .arithmetic import mul
 
     _check_reduction("cross_entropy", reduction)
+    input, target = _array_arg("cross_entropy: input", input), _array_arg("cross_entropy: target", target)
+    weight = _array_arg("cross_entropy: weight", weight)
+    label_smoothing = _number_arg("cross_entropy: label_smoothing", label_smoothing)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if input.ndim == 0:
@@ -231,6 +262,7 @@ class _PointwiseLoss(Function):
 
     def forward(self, x, y):
         shape = broadcast_shapes(type(self).__name__, getattr(x, "shape", ()), getattr(y, "shape", ()))
+        x, y = promote(x, y)    # PyTorch's promotion: float32 input, int64 target -> float32
         d = x - y
         self.save_for_backward(x, y, d)
         self.n = 1
@@ -325,6 +357,7 @@ def _check_same_shape(name, input, target):
 def mse_loss(input, target, reduction: str = "mean"):
     """Mean squared error, PyTorch's F.mse_loss."""
     _check_reduction("mse_loss", reduction)
+    input, target = _array_arg("mse_loss: input", input), _array_arg("mse_loss: target", target)
     _check_same_shape("mse_loss", input, target)
     return MSELoss(reduction)(input, target)
 
@@ -332,6 +365,7 @@ def mse_loss(input, target, reduction: str = "mean"):
 def l1_loss(input, target, reduction: str = "mean"):
     """Mean absolute error, PyTorch's F.l1_loss."""
     _check_reduction("l1_loss", reduction)
+    input, target = _array_arg("l1_loss: input", input), _array_arg("l1_loss: target", target)
     _check_same_shape("l1_loss", input, target)
     return L1Loss(reduction)(input, target)
 
@@ -339,7 +373,9 @@ def l1_loss(input, target, reduction: str = "mean"):
 def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0):
     """PyTorch's F.smooth_l1_loss (Fast R-CNN's box loss; RetinaNet's paper uses β = 1/9 ≈ 0.11)."""
     _check_reduction("smooth_l1_loss", reduction)
+    input, target = _array_arg("smooth_l1_loss: input", input), _array_arg("smooth_l1_loss: target", target)
     _check_same_shape("smooth_l1_loss", input, target)
+    beta = _number_arg("smooth_l1_loss: beta", beta)
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
     return SmoothL1Loss(reduction, float(beta))(input, target)
@@ -348,7 +384,9 @@ def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0):
 def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0):
     """PyTorch's F.huber_loss."""
     _check_reduction("huber_loss", reduction)
+    input, target = _array_arg("huber_loss: input", input), _array_arg("huber_loss: target", target)
     _check_same_shape("huber_loss", input, target)
+    delta = _number_arg("huber_loss: delta", delta)
     if delta <= 0:
         raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
     return HuberLoss(reduction, float(delta))(input, target)
@@ -439,7 +477,9 @@ class BCEWithLogitsLoss(Function):
 def binary_cross_entropy(input, target, weight=None, reduction: str = "mean"):
     """PyTorch's F.binary_cross_entropy on probabilities ``input`` in [0, 1]."""
     _check_reduction("binary_cross_entropy", reduction)
+    input, target = _array_arg("binary_cross_entropy: input", input), _array_arg("binary_cross_entropy: target", target)
     _check_same_shape("binary_cross_entropy", input, target)
+    weight = _array_arg("binary_cross_entropy: weight", weight)
     if weight is not None:
         broadcast_shapes("binary_cross_entropy (weight)", tuple(weight.shape), tuple(input.shape))
     return BCELoss(reduction)(input, target, _data(weight))
@@ -448,7 +488,10 @@ def binary_cross_entropy(input, target, weight=None, reduction: str = "mean"):
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean", pos_weight=None):
     """PyTorch's F.binary_cross_entropy_with_logits (stable; ``pos_weight`` broadcasts over the last axis)."""
     _check_reduction("binary_cross_entropy_with_logits", reduction)
+    input, target = _array_arg("binary_cross_entropy_with_logits: input", input), _array_arg("binary_cross_entropy_with_logits: target", target)
     _check_same_shape("binary_cross_entropy_with_logits", input, target)
+    weight = _array_arg("binary_cross_entropy_with_logits: weight", weight)
+    pos_weight = _array_arg("binary_cross_entropy_with_logits: pos_weight", pos_weight)
     for name, v in (("weight", weight), ("pos_weight", pos_weight)):
         if v is not None:
             broadcast_shapes(f"binary_cross_entropy_with_logits ({name})", tuple(v.shape), tuple(input.shape))

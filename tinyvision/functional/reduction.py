@@ -18,6 +18,7 @@ from collections import namedtuple
 
 from ..autograd import Function
 from ..backend import get_array_module
+from ._args import dim_index
 
 __all__ = ["sum", "mean", "max", "min", "amax", "amin", "var", "std", "argmax", "argmin"]
 
@@ -28,7 +29,8 @@ def _axes(name, dim, ndim):
     """Normalise ``dim`` to a sorted tuple of non-negative axes (None -> all)."""
     if dim is None:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    dims = (dim,) if not isinstance(dim, (tuple, list)) else tuple(dim)
+    dims = tuple(dim_index(name, d) for d in dims)
     out = []
     for d in dims:
         if not -builtins.max(ndim, 1) <= d < builtins.max(ndim, 1):
@@ -176,32 +178,35 @@ def _errstate(xp):
     return xp.errstate(divide="ignore", invalid="ignore") if hasattr(xp, "errstate") else contextlib.nullcontext()
 
 
-def sum(x, dim=None, keepdim: bool = False):  # noqa: A001 - PyTorch's name
+def sum(input, dim=None, keepdim: bool = False):  # noqa: A001 - PyTorch's name
     """Sum over ``dim`` (an int, a tuple, or None for all), as torch.sum."""
-    return Sum(_axes("sum", dim, x.ndim), keepdim)(x)
+    return Sum(_axes("sum", dim, input.ndim), keepdim)(input)
 
 
-def mean(x, dim=None, keepdim: bool = False):
+def mean(input, dim=None, keepdim: bool = False):
     """Mean over ``dim`` (an int, a tuple, or None for all), as torch.mean; floats only."""
+    x = input   # PyTorch's argument names outside, math names inside
     if x.dtype.kind not in "fc":
         raise TypeError(f"mean: needs a floating-point tensor, got dtype {x.dtype} (shape {tuple(x.shape)})")
     return Mean(_axes("mean", dim, x.ndim), keepdim)(x)
 
 
-def amax(x, dim=None, keepdim: bool = False):
+def amax(input, dim=None, keepdim: bool = False):
     """Max over ``dim`` (all by default); ties share the gradient evenly."""
+    x = input   # PyTorch's argument names outside, math names inside
     if _numel(x) == 0:
         raise ValueError(f"amax: the input of shape {tuple(x.shape)} is empty")
     return AMax(_axes("amax", dim, x.ndim), keepdim)(x)
 
 
-def amin(x, dim=None, keepdim: bool = False):
+def amin(input, dim=None, keepdim: bool = False):
+    x = input   # PyTorch's argument names outside, math names inside
     if _numel(x) == 0:
         raise ValueError(f"amin: the input of shape {tuple(x.shape)} is empty")
     return AMax(_axes("amin", dim, x.ndim), keepdim, take_min=True)(x)
 
 
-def max(x, dim=None, keepdim: bool = False):  # noqa: A001 - PyTorch's name
+def max(input, dim=None, keepdim: bool = False):  # noqa: A001 - PyTorch's name
     """``max(x)`` -> the maximum (ties share the gradient); ``max(x, dim)`` -> (values, indices).
 
     The two tie conventions are PyTorch's (see the module docstring):
@@ -217,6 +222,7 @@ def max(x, dim=None, keepdim: bool = False):  # noqa: A001 - PyTorch's name
     >>> indices.item(), x.grad.numpy().tolist()   # all to the first one
     (1, [0.0, 1.0, 0.0])
     """
+    x = input   # PyTorch's argument names outside, math names inside
     if dim is None:
         return amax(x)
     if not isinstance(dim, int):
@@ -231,8 +237,9 @@ def max(x, dim=None, keepdim: bool = False):  # noqa: A001 - PyTorch's name
     return ValuesIndices(*MaxDim(axis, keepdim)(x))
 
 
-def min(x, dim=None, keepdim: bool = False):  # noqa: A001 - PyTorch's name
+def min(input, dim=None, keepdim: bool = False):  # noqa: A001 - PyTorch's name
     """``min(x)`` -> the minimum; ``min(x, dim)`` -> (values, indices), first index on ties."""
+    x = input   # PyTorch's argument names outside, math names inside
     if dim is None:
         return amin(x)
     if not isinstance(dim, int):
@@ -247,7 +254,7 @@ def min(x, dim=None, keepdim: bool = False):  # noqa: A001 - PyTorch's name
     return ValuesIndices(*MaxDim(axis, keepdim, take_min=True)(x))
 
 
-def var(x, dim=None, unbiased: bool = True, keepdim: bool = False, correction=None):
+def var(input, dim=None, unbiased: bool = True, keepdim: bool = False, correction=None):
     """Variance over ``dim``; ``correction`` (default 1 if unbiased else 0) is Bessel's correction.
 
     >>> import numpy as np, tinyvision as tv
@@ -255,36 +262,54 @@ def var(x, dim=None, unbiased: bool = True, keepdim: bool = False, correction=No
     >>> round(var(x).item(), 12), var(x, unbiased=False).item()     # 5/3 and 5/4
     (1.666666666667, 1.25)
     """
+    x = input   # PyTorch's argument names outside, math names inside
     c = (1 if unbiased else 0) if correction is None else correction
     return Var(_axes("var", dim, x.ndim), c, keepdim)(x)
 
 
-def std(x, dim=None, unbiased: bool = True, keepdim: bool = False, correction=None):
+def std(input, dim=None, unbiased: bool = True, keepdim: bool = False, correction=None):
     """sqrt(var): gx = gy / (2 std) * dvar/dx."""
+    x = input   # PyTorch's argument names outside, math names inside
     from .elementwise import sqrt
 
     return sqrt(var(x, dim, unbiased=unbiased, keepdim=keepdim, correction=correction))
 
 
-def argmax(x, dim=None, keepdim: bool = False):
+def argmax(input, dim=None, keepdim: bool = False):
     """Index of the first maximum (flattened when dim is None). Not differentiable."""
+    x = input   # PyTorch's argument names outside, math names inside
     from ..autograd import Tensor
 
     data = getattr(x, "data", x)
     xp = get_array_module(data)
     if dim is None:
+        if data.size == 0:
+            raise ValueError(f"argmax: the input of shape {tuple(data.shape)} is empty (give a dim to reduce "
+                             "over a non-empty axis)")
         return Tensor(xp.asarray(xp.argmax(data)).astype(xp.int64))
-    (axis,) = _axes("argmax", dim, data.ndim)
+    (axis,) = _axes("argmax", dim, data.ndim) or (None,)
+    if axis is None:  # a 0-d tensor: index 0, as PyTorch
+        return Tensor(xp.zeros((), dtype=xp.int64))
+    if data.shape[axis] == 0:
+        raise ValueError(f"argmax: dim={dim} of the input of shape {tuple(data.shape)} is empty")
     return Tensor(xp.argmax(data, axis=axis, keepdims=keepdim).astype(xp.int64))
 
 
-def argmin(x, dim=None, keepdim: bool = False):
+def argmin(input, dim=None, keepdim: bool = False):
     """Index of the first minimum (flattened when dim is None). Not differentiable."""
+    x = input   # PyTorch's argument names outside, math names inside
     from ..autograd import Tensor
 
     data = getattr(x, "data", x)
     xp = get_array_module(data)
     if dim is None:
+        if data.size == 0:
+            raise ValueError(f"argmin: the input of shape {tuple(data.shape)} is empty (give a dim to reduce "
+                             "over a non-empty axis)")
         return Tensor(xp.asarray(xp.argmin(data)).astype(xp.int64))
-    (axis,) = _axes("argmin", dim, data.ndim)
+    (axis,) = _axes("argmin", dim, data.ndim) or (None,)
+    if axis is None:  # a 0-d tensor: index 0, as PyTorch
+        return Tensor(xp.zeros((), dtype=xp.int64))
+    if data.shape[axis] == 0:
+        raise ValueError(f"argmin: dim={dim} of the input of shape {tuple(data.shape)} is empty")
     return Tensor(xp.argmin(data, axis=axis, keepdims=keepdim).astype(xp.int64))

@@ -176,7 +176,7 @@ def _pair_of(value, name, kind):
     return tuple(kind(v) for v in values)
 
 
-def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None,
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False):
     r"""Resize images, as ``torch.nn.functional.interpolate`` for 4-D input.
 
@@ -199,6 +199,7 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     >>> interpolate(x, size=(1, 4), mode="nearest").numpy()
     array([[[[0., 0., 1., 1.]]]])
     """
+    x = input   # PyTorch's argument names outside, math names inside
     data = x.data if isinstance(x, Tensor) else x
     if not hasattr(data, "ndim"):
         raise TypeError(f"interpolate: input must be a Tensor or an array, got {type(x).__name__}")

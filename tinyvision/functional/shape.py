@@ -12,6 +12,7 @@ import numpy as np
 
 from ..autograd import Function, Tensor
 from ..backend import get_array_module, scatter_add, to_device as _to_device
+from ._args import dim_index
 
 __all__ = [
     "reshape", "view", "transpose", "permute", "flatten", "squeeze", "unsqueeze", "expand",
@@ -229,14 +230,16 @@ class ToDevice(Function):
 def _dims_of(name, dims, ndim):
     out = []
     for d in dims:
+        d = dim_index(name, d)
         if not -max(ndim, 1) <= d < max(ndim, 1):
             raise ValueError(f"{name}: dim={d} is out of range for a tensor with {ndim} dimensions")
         out.append(d % max(ndim, 1))
     return out
 
 
-def reshape(x, *shape):
+def reshape(input, *shape):
     """``reshape(x, (2, -1))`` or ``reshape(x, 2, -1)``."""
+    x = input   # PyTorch's argument names outside, math names inside
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     return Reshape(tuple(int(s) for s in shape))(x)
@@ -245,7 +248,8 @@ def reshape(x, *shape):
 view = reshape
 
 
-def permute(x, *dims):
+def permute(input, *dims):
+    x = input   # PyTorch's argument names outside, math names inside
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
     if len(dims) != x.ndim:
@@ -256,7 +260,8 @@ def permute(x, *dims):
     return Permute(tuple(dims))(x)
 
 
-def transpose(x, dim0: int, dim1: int):
+def transpose(input, dim0: int, dim1: int):
+    x = input   # PyTorch's argument names outside, math names inside
     d0, d1 = _dims_of("transpose", (dim0, dim1), x.ndim)
     if x.ndim == 0:  # PyTorch: transposing a 0-d tensor (dims 0 / -1) is the identity
         return Permute(())(x)
@@ -265,8 +270,9 @@ def transpose(x, dim0: int, dim1: int):
     return Permute(tuple(dims))(x)
 
 
-def flatten(x, start_dim: int = 0, end_dim: int = -1):
+def flatten(input, start_dim: int = 0, end_dim: int = -1):
     """Merge axes start_dim..end_dim (inclusive) into one, as torch.flatten."""
+    x = input   # PyTorch's argument names outside, math names inside
     if x.ndim == 0:
         return reshape(x, (1,))
     s, e = _dims_of("flatten", (start_dim, end_dim), x.ndim)
@@ -279,7 +285,8 @@ def flatten(x, start_dim: int = 0, end_dim: int = -1):
     return reshape(x, shape[:s] + (n,) + shape[e + 1 :])
 
 
-def squeeze(x, dim=None):
+def squeeze(input, dim=None):
+    x = input   # PyTorch's argument names outside, math names inside
     shape = tuple(x.shape)
     if dim is None:
         return reshape(x, tuple(d for d in shape if d != 1))
@@ -289,7 +296,9 @@ def squeeze(x, dim=None):
     return reshape(x, shape[:d] + shape[d + 1 :])
 
 
-def unsqueeze(x, dim: int):
+def unsqueeze(input, dim: int):
+    x = input   # PyTorch's argument names outside, math names inside
+    dim = dim_index("unsqueeze", dim)
     ndim = x.ndim + 1
     if not -ndim <= dim < ndim:
         raise ValueError(f"unsqueeze: dim={dim} is out of range for a result with {ndim} dimensions")
@@ -354,12 +363,13 @@ def stack(tensors, dim: int = 0):
     if any(tuple(s) != tuple(shapes[0]) for s in shapes):
         raise ValueError(f"stack: all tensors need the same shape, got {[tuple(s) for s in shapes]}")
     ndim = len(shapes[0]) + 1
+    dim = dim_index("stack", dim)
     if not -ndim <= dim < ndim:
         raise ValueError(f"stack: dim={dim} is out of range for a result with {ndim} dimensions")
     return Stack(dim % ndim)(*tensors)
 
 
-def pad(x, pad, mode: str = "constant", value: float = 0.0):
+def pad(input, pad, mode: str = "constant", value: float = 0.0):
     """Pad with PyTorch's convention: ``pad`` = (last_before, last_after, prev_before, prev_after, ...).
 
     mode: "constant" (with ``value``), "reflect", "replicate" or "circular".
@@ -371,6 +381,7 @@ def pad(x, pad, mode: str = "constant", value: float = 0.0):
     >>> pad(x, (2, 1), mode="replicate").numpy().tolist()
     [[1.0, 1.0, 1.0, 2.0, 3.0, 3.0]]
     """
+    x = input   # PyTorch's argument names outside, math names inside
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ValueError(f"pad: needs an even number of entries, at most 2*ndim = {2 * x.ndim}; got {pad}")
@@ -389,8 +400,8 @@ def pad(x, pad, mode: str = "constant", value: float = 0.0):
     return Pad(tuple(widths), mode, value)(x)
 
 
-def clone(x):
-    return Clone()(x)
+def clone(input):
+    return Clone()(input)
 
 
 def astype(x, dtype):

@@ -151,6 +151,24 @@ def _check_boxes(boxes, where, records):
             f"{_short(records[i]) if records is not None else ''}")
 
 
+def integral_ids(ids, where):
+    """(sorted unique ids as given — ints, or floats where not integral —, int64 array of the
+    integral ones). Booleans, strings and NaN are refused by name."""
+    a = np.asarray(list(ids) if not hasattr(ids, "dtype") else ids).reshape(-1)
+    if a.size == 0:
+        return [], np.zeros(0, dtype=np.int64)
+    if a.dtype.kind not in "iuf":
+        raise COCOFormatError(f"{where} must hold numeric ids, got {a.dtype} values like {a[:3].tolist()}")
+    if a.dtype.kind == "f":
+        if not np.isfinite(a).all():
+            raise COCOFormatError(f"{where} must hold finite ids, got {a[~np.isfinite(a)][:3].tolist()}")
+        whole = a == np.floor(a)
+        user = sorted({int(v) if w else float(v) for v, w in zip(a.tolist(), whole.tolist())})
+        return user, a[whole].astype(np.int64)
+    a = a.astype(np.int64)
+    return sorted(set(a.tolist())), a
+
+
 class GroundTruth:
     """A COCO ground-truth dataset as arrays.
 
@@ -250,8 +268,10 @@ class GroundTruth:
         neither ``images`` nor an annotation names are dropped: such an image has no gt and
         can have no detection, so it adds nothing to the evaluation."""
         if self.image_names is None:
-            codes = np.unique(np.asarray(ids, dtype=np.int64))
-            return [int(i) for i in codes], codes
+            # pycocotools compares ids by value: a non-integral id (1.5) names no image, so it
+            # is kept in the user list but has no code (truncating it would pick image 1).
+            user, integral = integral_ids(ids, where)
+            return user, np.unique(integral)
         ids = list(ids)
         bad = [v for v in ids if not isinstance(v, str)]
         if bad:

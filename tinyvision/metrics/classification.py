@@ -234,6 +234,10 @@ def confusion_matrix(y_true, y_pred, labels=None, num_classes=None, sample_weigh
     yp = _as_labels(y_pred, "y_pred")
     _check_same_length(yt, yp, "y_true", "y_pred")
     lab, it, ip = _resolve_labels(yt, yp, labels, num_classes)
+    if labels is not None and not (it >= 0).any():
+        # scikit-learn's rule: a matrix none of whose rows can hold a sample is a mistake
+        raise ValueError(f"confusion_matrix: none of labels {np.asarray(lab).tolist()[:10]} occurs in y_true "
+                         f"(y_true holds {np.unique(yt).tolist()[:10]}); at least one label must be in y_true")
     k = lab.size
     keep = (it >= 0) & (ip >= 0)
     if sample_weight is None:

@@ -97,7 +97,7 @@ import sys
 import numpy as np
 
 from ..kernels.cpu.coco import coco_accumulate, coco_match
-from ._coco_io import COCOFormatError, GroundTruth, load_detections, validate_detections
+from ._coco_io import COCOFormatError, GroundTruth, integral_ids, load_detections, validate_detections
 
 __all__ = ["COCOEvaluator", "COCOEvalResult", "Params", "COCOFormatError", "STAT_NAMES"]
 
@@ -160,19 +160,27 @@ def _normalized(params, gt):
     if p.useCats not in (0, 1, True, False):
         raise ValueError(f"params.useCats must be 0 or 1, got {p.useCats!r}")
     p.useCats = int(p.useCats)
-    cat_ids = np.asarray(p.catIds, dtype=np.int64).reshape(-1)
-    p.catIds = [int(c) for c in (np.unique(cat_ids) if p.useCats else cat_ids)]
+    if p.useCats:
+        p.catIds, _ = integral_ids(p.catIds, "params.catIds")       # sorted, unique
+    else:   # useCats=0 keeps the list as given (repeats and order matter there)
+        p.catIds = [c for c in integral_ids(p.catIds, "params.catIds")[1].tolist()]
     max_dets = list(p.maxDets)
     if not max_dets or not all(isinstance(m, (int, np.integer)) and m >= 0 for m in max_dets):
         raise ValueError(f"params.maxDets must be non-negative integers, got {p.maxDets!r}")
     p.maxDets = sorted(int(m) for m in max_dets)
-    p.iouThrs = np.ascontiguousarray(np.asarray(p.iouThrs, dtype=np.float64).reshape(-1))
-    p.recThrs = np.ascontiguousarray(np.asarray(p.recThrs, dtype=np.float64).reshape(-1))
+    for name in ("iouThrs", "recThrs"):
+        v = getattr(p, name)
+        if isinstance(v, (str, bytes)) or np.asarray(v).dtype.kind not in "iuf":
+            raise ValueError(f"params.{name} must be a list of numbers, got {v!r:.80}")
+        setattr(p, name, np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(-1)))
     for name in ("iouThrs", "recThrs"):
         v = getattr(p, name)
         if v.size == 0 or not np.isfinite(v).all():
             raise ValueError(f"params.{name} must be a non-empty list of finite numbers, got {v.tolist()}")
-    area = np.asarray(p.areaRng, dtype=np.float64)
+    try:
+        area = np.asarray(p.areaRng, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"params.areaRng must be a list of [lo, hi] pairs of numbers, got {p.areaRng!r:.80}") from None
     if area.ndim != 2 or area.shape[1] != 2 or area.shape[0] == 0 or np.isnan(area).any():
         raise ValueError(f"params.areaRng must be a list of [lo, hi] pairs, got {p.areaRng!r}")
     p.areaRngLbl = list(p.areaRngLbl)
@@ -303,6 +311,10 @@ class COCOEvalResult:
         if self.mode == "pycocotools" or (len(stats) == 12 and p.areaRngLbl[1:] == ["small", "medium", "large"]
                                           and len(p.maxDets) == 3):
             names = list(STAT_NAMES)
+            # AR at maxDets[0..2], named after the values actually used (AR1000, not AR100,
+            # for maxDets=[1, 10, 1000]); a repeated value gets a position suffix
+            ar = [f"AR{m}" for m in p.maxDets[:3]]
+            names[6:9] = [n if ar.count(n) == 1 else f"{n}_{i}" for i, n in enumerate(ar)]
         else:
             labels = p.areaRngLbl[1:]
             names = (["AP", "AP50", "AP75"] + [f"AP_{lbl}" for lbl in labels]
@@ -388,12 +400,31 @@ class COCOEvaluator:
         dets = load_detections(detections, box_format=box_format)
         self.gt.encode_detections(dets)
         p, area_rng, img_ids = _normalized(self.params, self.gt)
-        keep = validate_detections(dets, self.gt, unknown_categories, p.catIds)
-        p.iouType = iou_type
-        precision, recall, scores = _evaluate_arrays(self.gt, dets, keep, p, img_ids, area_rng, mode)
+        # A non-integral category id (1.7) names no category: pycocotools gives it a K slot
+        # whose entries stay -1. Evaluate the integral ones, then insert those slots.
+        whole = [isinstance(c, int) for c in p.catIds]
+        p_int = copy.copy(p)
+        p_int.catIds = [c for c, w in zip(p.catIds, whole) if w]
+        keep = validate_detections(dets, self.gt, unknown_categories, p_int.catIds)
+        p.iouType = p_int.iouType = iou_type
+        precision, recall, scores = _evaluate_arrays(self.gt, dets, keep, p_int, img_ids, area_rng, mode)
+        if not all(whole):
+            precision, recall, scores = (_with_empty_categories(a, whole, axis)
+                                         for a, axis in ((precision, 2), (recall, 1), (scores, 2)))
         if not p.useCats:
             p.catIds = [-1]
         return COCOEvalResult(precision, recall, scores, p, mode, self.gt.cat_names)
+
+
+def _with_empty_categories(a, whole, axis):
+    """Widen ``a`` along its category ``axis`` to len(whole) slots: -1 where whole is False."""
+    shape = list(a.shape)
+    shape[axis] = len(whole)
+    out = np.full(shape, -1.0)
+    index = [slice(None)] * a.ndim
+    index[axis] = np.flatnonzero(whole)
+    out[tuple(index)] = a
+    return out
 
 
 def _select(ids, allowed):

@@ -22,12 +22,23 @@ __all__ = ["Conv2d", "ConvTranspose2d"]
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-def _pair(name, value):
+def _int(name, value, minimum):
+    """An integer argument >= ``minimum``, or an error naming it (1.5 is refused, not truncated)."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _pair(name, value, minimum=0):
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{name} must be an int or a pair, got {value!r}")
-        return tuple(int(v) for v in value)
-    return int(value), int(value)
+        return tuple(_int(name, v, minimum) for v in value)
+    v = _int(name, value, minimum)
+    return v, v
 
 
 class _ConvNd(Module):
@@ -65,6 +76,9 @@ class _ConvNd(Module):
 
     @staticmethod
     def _check_channels(in_channels, out_channels, groups):
+        _int("in_channels", in_channels, 0)
+        _int("out_channels", out_channels, 0)
+        _int("groups", groups, 1)
         if groups < 1:
             raise ValueError(f"groups must be a positive integer, got {groups}")
         if in_channels % groups:
@@ -96,9 +110,9 @@ class Conv2d(_ConvNd):
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = _pair("kernel_size", kernel_size)
-        self.stride = _pair("stride", stride)
-        self.dilation = _pair("dilation", dilation)
+        self.kernel_size = _pair("kernel_size", kernel_size, 1)
+        self.stride = _pair("stride", stride, 1)
+        self.dilation = _pair("dilation", dilation, 1)
         if isinstance(padding, str):
             if padding not in ("valid", "same"):
                 raise ValueError(f"padding must be an int, a pair, 'valid' or 'same'; got {padding!r}")
@@ -153,11 +167,11 @@ class ConvTranspose2d(_ConvNd):
         if padding_mode != "zeros":
             raise ValueError(f"only 'zeros' padding_mode is supported for ConvTranspose2d (as PyTorch), got {padding_mode!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = _pair("kernel_size", kernel_size)
-        self.stride = _pair("stride", stride)
+        self.kernel_size = _pair("kernel_size", kernel_size, 1)
+        self.stride = _pair("stride", stride, 1)
         self.padding = _pair("padding", padding)
         self.output_padding = _pair("output_padding", output_padding)
-        self.dilation = _pair("dilation", dilation)
+        self.dilation = _pair("dilation", dilation, 1)
         self.groups = int(groups)
         self.padding_mode = padding_mode
         self._make_parameters((in_channels, out_channels // groups) + self.kernel_size, out_channels, bias, dtype)

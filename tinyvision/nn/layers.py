@@ -35,7 +35,12 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32):
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
+        for name, v in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(v, bool) or not hasattr(v, "__index__"):
+                raise TypeError(f"Linear: {name} must be an integer, got {v!r} ({type(v).__name__})")
+            if v < 0:
+                raise ValueError(f"Linear: {name} must be >= 0, got {v}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
         if bias:
             self.bias = Parameter(np.empty((out_features,), dtype=dtype))

@@ -18,7 +18,11 @@ def unwrap(x, name):
     """Return (array, was_tensor) for an array, a Tensor, or a nested list of numbers."""
     if isinstance(x, Tensor):
         return x.data, True
-    if hasattr(x, "__cuda_array_interface__") or isinstance(x, np.ndarray):
+    if hasattr(x, "__cuda_array_interface__"):
+        return x, False
+    if isinstance(x, np.ndarray):
+        if x.dtype.byteorder not in "=|":   # byte-swapped (e.g. read from a big-endian file)
+            x = x.astype(x.dtype.newbyteorder("="))
         return x, False
     try:
         arr = np.asarray(x)

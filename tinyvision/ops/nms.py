@@ -47,6 +47,8 @@ _GRID_MIN_N = 64  # below this the plain greedy loop is as fast as the grid
 
 
 def _check_threshold(iou_threshold):
+    if hasattr(iou_threshold, "item") and getattr(iou_threshold, "size", 1) != 1:
+        raise TypeError(f"iou_threshold must be a number, got an array of shape {tuple(iou_threshold.shape)}")
     if hasattr(iou_threshold, "item"):
         iou_threshold = iou_threshold.item()
     if isinstance(iou_threshold, bool) or not isinstance(iou_threshold, (int, float)):
@@ -170,6 +172,9 @@ def batched_nms(boxes, scores, idxs, iou_threshold: float):
     """
     from ..kernels.cpu.nms import batched_nms_sorted
 
+    if idxs is None:
+        raise TypeError("batched_nms: idxs (the category of each box, shape (N,)) is required, got None; "
+                        "use nms() for class-agnostic suppression")
     b, s, i, thr, xp, as_tensor = _prepare(boxes, scores, iou_threshold, idxs)
     n = b.shape[0]
     if n == 0:
