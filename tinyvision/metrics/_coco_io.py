@@ -255,6 +255,7 @@ class GroundTruth:
         self.area = area[self.src]
         self.crowd = crowd[self.src]
         self.id_nonzero = (ann_ids != 0)[self.src]
+        self.ids = ann_ids[self.src]            # the annotation id each row is read as
         self.n = n
 
     def image_ids(self):

@@ -321,6 +321,21 @@ class COCOEvalResult:
                      + [f"AR{m}" for m in p.maxDets] + [f"AR_{lbl}" for lbl in labels])
         return {n: float(v) for n, v in zip(names, stats)}
 
+    # -- a learner's "why" (tinyvision/metrics/coco_explain.py) --------------------------------
+    def explain(self, image_id, category_id, iou_threshold=0.5, max_dets=None, area="all"):
+        """Every detection of one image and category in score order, with the verdict COCO's
+        matching gives it (TP / FP / ignored) and the reason; see :func:`coco_explain.explain`."""
+        from .coco_explain import explain
+
+        return explain(self, image_id, category_id, iou_threshold, max_dets, area)
+
+    def pr_curve(self, category_id, iou_threshold=0.5, max_dets=None, area="all"):
+        """One category's precision-recall points, their interpolated envelope and the 101
+        recall samples whose mean is AP; see :func:`coco_explain.pr_curve`."""
+        from .coco_explain import pr_curve
+
+        return pr_curve(self, category_id, iou_threshold, max_dets, area)
+
     # -- per category ------------------------------------------------------------------------
     def ap_per_category(self, iou_thr=None, area="all", max_dets=None):
         """{category id: AP} at one area range and maxDets (default: 'all', ``maxDets[-1]``).
@@ -413,7 +428,9 @@ class COCOEvaluator:
                                          for a, axis in ((precision, 2), (recall, 1), (scores, 2)))
         if not p.useCats:
             p.catIds = [-1]
-        return COCOEvalResult(precision, recall, scores, p, mode, self.gt.cat_names)
+        result = COCOEvalResult(precision, recall, scores, p, mode, self.gt.cat_names)
+        result._sources = (self.gt, dets, keep, img_ids)      # for explain() / pr_curve()
+        return result
 
 
 def _with_empty_categories(a, whole, axis):

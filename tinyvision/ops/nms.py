@@ -35,13 +35,15 @@ threshold (every pair suppresses) and small inputs, the textbook O(N * kept) loo
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from ..backend import get_array_module, to_device
 from ._utils import check_boxes, check_finite, check_ordered, check_real, unwrap, wrap
 
-__all__ = ["nms", "batched_nms", "nms_reference", "batched_nms_reference", "nms_numpy_greedy"]
+__all__ = ["nms", "batched_nms", "nms_trace", "NMSTrace", "NMSStep", "nms_reference", "batched_nms_reference",
+           "nms_numpy_greedy"]
 
 _GRID_MIN_N = 64  # below this the plain greedy loop is as fast as the grid
 
@@ -221,11 +223,46 @@ def nms_numpy_greedy(boxes, scores, iou_threshold):
     return np.array(keep, dtype=np.int64)
 
 
-def nms_reference(boxes, scores, iou_threshold: float):
-    """NMS as a learner writes it: sort, then two Python loops. O(N^2); for reading and tests.
+class NMSStep(NamedTuple):
+    """One step of greedy NMS: the box ``kept`` (its index and score), and every box it
+    suppressed as ``(index, iou)`` pairs in score order."""
 
-    Arithmetic on NumPy scalars of the boxes' dtype, so it agrees bit for bit with :func:`nms`.
-    Takes and returns NumPy arrays (validation as :func:`nms`).
+    kept: int
+    score: float
+    suppressed: list
+
+
+class NMSTrace(list):
+    """The steps of :func:`nms_trace`, in order; ``.keep`` are the kept indices (what ``nms``
+    returns) and ``print(trace)`` is a table a learner can follow."""
+
+    @property
+    def keep(self):
+        return np.array([step.kept for step in self], dtype=np.int64)
+
+    def __str__(self):
+        lines = [f"{'step':>4}  {'kept':>5}  {'score':>8}  suppressed (index: IoU)"]
+        for k, st in enumerate(self):
+            sup = ", ".join(f"{j}: {iou:.3f}" for j, iou in st.suppressed) or "-"
+            lines.append(f"{k:>4}  {st.kept:>5}  {st.score:>8.4f}  {sup}")
+        return "\n".join(lines)
+
+
+def nms_trace(boxes, scores, iou_threshold: float) -> NMSTrace:
+    """NMS as a learner writes it — sort, then two loops — recording each step: the box kept
+    and the boxes it suppressed, with their IoUs. ``nms_trace(...).keep`` equals
+    :func:`nms` bit for bit (the same arithmetic: NumPy scalars of the boxes' dtype, the IoU
+    compared with the threshold in float64, strict ``>``, stable score order). O(N^2).
+
+    >>> import numpy as np
+    >>> boxes = np.array([[0., 0., 10., 10.], [1., 0., 11., 10.], [20., 20., 30., 30.]])
+    >>> trace = nms_trace(boxes, np.array([0.6, 0.9, 0.5]), iou_threshold=0.5)
+    >>> print(trace)
+    step   kept     score  suppressed (index: IoU)
+       0      1    0.9000  0: 0.818
+       1      2    0.5000  -
+    >>> trace.keep
+    array([1, 2])
     """
     b, s, _, thr, _, _ = _prepare(boxes, scores, iou_threshold)
     n = len(b)
@@ -233,12 +270,12 @@ def nms_reference(boxes, scores, iou_threshold: float):
     areas = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     order = np.argsort(-s, kind="stable")       # highest score first, ties: lower index first
     suppressed = [False] * n
-    keep = []
+    steps = NMSTrace()
     for a in range(n):
         i = order[a]
         if suppressed[i]:
             continue
-        keep.append(i)                          # i beats everything still alive below it
+        step = NMSStep(int(i), float(s[i]), [])  # i beats everything still alive below it
         for c in range(a + 1, n):
             j = order[c]
             if suppressed[j]:
@@ -250,7 +287,15 @@ def nms_reference(boxes, scores, iou_threshold: float):
                 iou = inter / (areas[i] + areas[j] - inter)   # 0/0 = NaN never suppresses
             if float(iou) > thr:                # compare in float64, as C++ does
                 suppressed[j] = True
-    return np.array(keep, dtype=np.int64)
+                step.suppressed.append((int(j), float(iou)))
+        steps.append(step)
+    return steps
+
+
+def nms_reference(boxes, scores, iou_threshold: float):
+    """NMS as a learner writes it (the loops of :func:`nms_trace`, keeping only the indices).
+    Agrees bit for bit with :func:`nms`. Takes and returns NumPy arrays (validation as nms)."""
+    return nms_trace(boxes, scores, iou_threshold).keep
 
 
 def batched_nms_reference(boxes, scores, idxs, iou_threshold: float):
