@@ -29,7 +29,7 @@ __version__ = "0.1.0"
 # cheap and never compiles a Numba kernel nobody asked for.
 _SUBMODULES = {
     "functional", "nn", "optim", "testing", "ops", "metrics", "losses", "models", "data",
-    "kernels", "backend", "autograd", "viz", "cli", "random",
+    "kernels", "backend", "autograd", "viz", "cli", "random", "interop",
 }
 
 

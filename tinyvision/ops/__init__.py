@@ -29,12 +29,14 @@ from .boxes import (
 )
 from .diou_loss import distance_box_iou_loss
 from .giou_loss import generalized_box_iou_loss
-from .matcher import Matcher
-from .nms import batched_nms, nms
+from .matcher import Matcher, MatchSummary
+from .misc import FrozenBatchNorm2d
+from .nms import batched_nms, nms, nms_trace
 
 __all__ = [
     "box_convert", "box_area", "box_iou", "generalized_box_iou", "distance_box_iou",
     "complete_box_iou", "clip_boxes_to_image", "remove_small_boxes", "generalized_box_iou_loss",
     "distance_box_iou_loss",
-    "nms", "batched_nms", "AnchorGenerator", "retinanet_anchor_generator", "BoxCoder", "Matcher",
+    "nms", "batched_nms", "nms_trace", "AnchorGenerator", "retinanet_anchor_generator", "BoxCoder", "Matcher", "MatchSummary",
+    "FrozenBatchNorm2d",
 ]

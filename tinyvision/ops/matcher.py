@@ -23,12 +23,32 @@ Edge cases (torchvision parity, kept on purpose):
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..backend import get_array_module
 from ._utils import check_finite, check_real, unwrap, wrap
 
-__all__ = ["Matcher", "matcher_reference"]
+__all__ = ["Matcher", "MatchSummary", "matcher_reference"]
+
+
+class MatchSummary(NamedTuple):
+    """What :meth:`Matcher.explain` found for one image. ``matches`` is the Matcher's result;
+    ``restored``: anchors that were background or ignored by the thresholds and became
+    foreground as some gt's best (low-quality) match; ``per_gt[g]``: foreground anchors of gt g."""
+
+    matches: np.ndarray
+    n_foreground: int
+    n_ignored: int
+    n_background: int
+    restored: np.ndarray
+    per_gt: np.ndarray
+
+    def __str__(self):
+        return (f"{len(self.matches)} anchors: {self.n_foreground} foreground ({len(self.restored)} restored as "
+                f"low-quality matches), {self.n_ignored} ignored, {self.n_background} background; "
+                f"foreground per gt: {self.per_gt.tolist()}")
 
 
 class Matcher:
@@ -99,6 +119,25 @@ class Matcher:
             anchors_to_update = is_best.any(axis=0)                 # (A,)
             matches[anchors_to_update] = all_matches[anchors_to_update]
         return wrap(matches, as_tensor)
+
+    def explain(self, match_quality_matrix) -> MatchSummary:
+        """The match of one image, counted: how many anchors are foreground, ignored and
+        background, and which were restored by ``allow_low_quality_matches``.
+
+        >>> import numpy as np
+        >>> q = np.array([[0.9, 0.45, 0.1, 0.3], [0.2, 0.10, 0.0, 0.35]])
+        >>> print(Matcher(0.5, 0.4, allow_low_quality_matches=True).explain(q))
+        4 anchors: 2 foreground (1 restored as low-quality matches), 1 ignored, 1 background; foreground per gt: [1, 1]
+        """
+        matches = np.asarray(unwrap(self(match_quality_matrix), "matches")[0])
+        q = np.asarray(unwrap(match_quality_matrix, "match_quality_matrix")[0])
+        plain = Matcher(self.high_threshold, self.low_threshold, False)
+        thresholded = np.asarray(unwrap(plain(q), "matches")[0])
+        restored = np.flatnonzero((matches >= 0) & (thresholded < 0))
+        fg = matches >= 0
+        return MatchSummary(matches, int(fg.sum()), int((matches == self.BETWEEN_THRESHOLDS).sum()),
+                            int((matches == self.BELOW_LOW_THRESHOLD).sum()), restored,
+                            np.bincount(matches[fg], minlength=q.shape[0]).astype(np.int64))
 
     def __repr__(self):
         return (f"Matcher(high_threshold={self.high_threshold}, low_threshold={self.low_threshold}, "
