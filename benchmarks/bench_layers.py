@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _harness as H  # noqa: E402
+from bench_stack import blas_report  # noqa: E402
 
 import tinyvision as tv  # noqa: E402
 import tinyvision.functional as F  # noqa: E402
@@ -132,6 +133,8 @@ def main(argv=None):
     threads = H.thread_report()
     print(f"batch {n}, float32, median of {repeats} interleaved repeats (pause {args.pause} s before each); "
           f"threads: {threads}")
+    print(f"BLAS: {blas_report()}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} "
+          f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')} (unset both for the newer kernel)")
     if torch is None:
         print("PyTorch not installed: tinyvision columns only")
     header = (f"{'case':30s} {'tv ms':>9s} {'torch ms':>9s} {'speed':>6s} {'tv GF/s':>8s} {'th GF/s':>8s} "

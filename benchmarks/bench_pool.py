@@ -10,13 +10,18 @@ is printed.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
 import numpy as np
 
 import tinyvision as tv
 import tinyvision.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_stack import blas_report  # noqa: E402
 
 try:
     import torch
@@ -77,6 +82,7 @@ def main(argv=None):
     if torch is not None:
         torch.set_num_threads(2)
     rng = np.random.default_rng(0)
+    print(f"BLAS: {blas_report()}")
     print(f"{'case':26s} {'shape':20s} {'tinyvision ms':>14s} {'torch ms':>10s} {'ratio':>7s}")
     for name, shape, op in cases(args.quick):
         x = rng.standard_normal(shape).astype(np.float32)

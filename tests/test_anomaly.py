@@ -13,6 +13,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the plante
 
 def test_planted_nan_is_found_at_the_right_op():
     lin = nn.Linear(3, 2, dtype=np.float64)
+    with tv.no_grad():      # fixed weights: the first unit is negative for both rows, so relu clips it
+        lin.weight.data[...] = [[-1.0, -1.0, -1.0], [0.5, 0.25, 0.1]]
+        lin.bias.data[...] = [0.0, 0.1]
     x = tv.tensor(np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]]))
     with detect_anomaly():
         h = lin(x)

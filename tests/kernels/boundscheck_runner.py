@@ -37,7 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Case modules (file names in this directory) that the bounds-checked run executes.
 CASE_MODULES = ["conv_boundscheck_cases.py", "pool_boundscheck_cases.py", "winograd_boundscheck_cases.py",
-                "ops_boundscheck_cases.py"]
+                "ops_boundscheck_cases.py", "norm_act_boundscheck_cases.py"]
 
 
 def load_cases(files=None):

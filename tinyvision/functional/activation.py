@@ -5,6 +5,8 @@ the mask is x > 0).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd import Function
 from ..backend import get_array_module
 
@@ -12,22 +14,52 @@ __all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "l
 
 
 def _check_dim(name, dim, ndim):
+    from ._args import dim_index
+
+    dim = dim_index(name, dim)
     if not -max(ndim, 1) <= dim < max(ndim, 1):
         raise ValueError(f"{name}: dim={dim} is out of range for a tensor with {ndim} dimensions")
     return dim % max(ndim, 1)
 
 
 class ReLU(Function):
-    """y = max(x, 0).   dy/dx = [x > 0] (0 at x = 0)  =>  gx = gy * [x > 0]."""
+    """y = max(x, 0).   dy/dx = [x > 0] (0 at x = 0)  =>  gx = gy * [x > 0] = gy * [y > 0].
+
+    A NaN input gives NaN and passes the gradient through, as PyTorch (whose backward is
+    ``gx = 0 where y <= 0 else gy``, and NaN <= 0 is false). The backward pass reads the saved
+    output y (y <= 0 exactly where x <= 0, NaN included): no mask is kept. On the CPU the two passes are one
+    kernel each (kernels/cpu/activation.py); elsewhere the NumPy/CuPy expressions below.
+    """
 
     def forward(self, x):
         xp = get_array_module(x)
-        self.mask = x > 0
-        return xp.where(self.mask, x, 0).astype(x.dtype, copy=False)
+        kernels = _relu_kernels(x)
+        if kernels is not None:
+            y = kernels.relu_forward(x.reshape(-1)).reshape(x.shape)
+        else:
+            y = xp.where(x <= 0, 0, x).astype(x.dtype, copy=False)  # NaN <= 0 is False: kept
+        self.save_for_backward(y)
+        return y
 
     def backward(self, gy):
+        (y,) = self.saved
         xp = get_array_module(gy)
-        return xp.where(self.mask, gy, 0).astype(gy.dtype, copy=False)
+        kernels = _relu_kernels(gy, y)
+        if kernels is not None:
+            return kernels.relu_backward(gy.reshape(-1), y.reshape(-1)).reshape(gy.shape)
+        return xp.where(y <= 0, 0, gy).astype(gy.dtype, copy=False)
+
+
+def _relu_kernels(*arrays):
+    """kernels/cpu/activation.py for C-contiguous NumPy float arrays of one dtype, else None."""
+    a = arrays[0]
+    for t in arrays:
+        if type(t) is not np.ndarray or t.dtype != a.dtype or t.dtype not in (np.float32, np.float64) \
+                or not t.flags.c_contiguous:
+            return None
+    from ..kernels.cpu import activation
+
+    return activation
 
 
 class LeakyReLU(Function):
@@ -141,49 +173,58 @@ class LogSoftmax(Function):
         return gy - xp.exp(y) * gy.sum(axis=self.dim, keepdims=True)
 
 
-def relu(x):
-    """max(x, 0); the gradient at exactly 0 is 0.
+def relu(input, inplace: bool = False):
+    """max(x, 0); the gradient at exactly 0 is 0. ``inplace`` is accepted for PyTorch
+    compatibility and ignored (a new tensor is returned: tinyvision records no in-place ops).
 
     >>> import numpy as np, tinyvision as tv
     >>> relu(tv.tensor(np.array([-1.0, 0.0, 2.0]))).numpy().tolist()
     [0.0, 0.0, 2.0]
     """
+    x = input  # PyTorch's argument names; the short math names below
     return ReLU()(x)
 
 
-def leaky_relu(x, negative_slope: float = 0.01):
-    """x where x > 0, else negative_slope * x (gradient negative_slope at 0, as PyTorch)."""
+def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
+    """x where x > 0, else negative_slope * x (gradient negative_slope at 0, as PyTorch).
+    ``inplace`` is accepted for PyTorch compatibility and ignored (a new tensor is returned)."""
+    x = input  # PyTorch's argument names; the short math names below
     return LeakyReLU(negative_slope)(x)
 
 
-def sigmoid(x):
+def sigmoid(input):
     """1 / (1 + e^{-x}), computed as (1 + tanh(x/2)) / 2 so it never overflows."""
+    x = input  # PyTorch's argument names; the short math names below
     return Sigmoid()(x)
 
 
-def logsigmoid(x):
+def logsigmoid(input):
+    x = input  # PyTorch's argument names; the short math names below
     return LogSigmoid()(x)
 
 
-def tanh(x):
+def tanh(input):
+    x = input  # PyTorch's argument names; the short math names below
     return Tanh()(x)
 
 
-def softmax(x, dim: int):
+def softmax(input, dim: int):
     """Softmax along ``dim`` (required, as in modern PyTorch); see :class:`Softmax`.
 
     >>> import math, numpy as np, tinyvision as tv
     >>> softmax(tv.tensor(np.array([0.0, math.log(2.0)])), dim=0).numpy().round(6).tolist()
     [0.333333, 0.666667]
     """
+    x = input  # PyTorch's argument names; the short math names below
     return Softmax(_check_dim("softmax", dim, x.ndim))(x)
 
 
-def log_softmax(x, dim: int):
+def log_softmax(input, dim: int):
     """Numerically stable log-softmax along ``dim``; see :class:`LogSoftmax`.
 
     >>> import numpy as np, tinyvision as tv
     >>> log_softmax(tv.tensor(np.array([0.0, 1000.0])), dim=0).numpy().tolist()   # no -inf, no nan
     [-1000.0, 0.0]
     """
+    x = input  # PyTorch's argument names; the short math names below
     return LogSoftmax(_check_dim("log_softmax", dim, x.ndim))(x)

@@ -248,7 +248,7 @@ class Conv2dFunction(_ConvFunction):
         return gx, gw, gb
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     r"""2-D convolution over a batch of images, as ``torch.nn.functional.conv2d``.
 
     Shapes: x (N, C, H, W), w (F, C/G, KH, KW), b (F,) or None -> y (N, F, OH, OW).
@@ -283,6 +283,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     >>> x.grad.numpy()[0, 0, 0]            # every pixel is in exactly one window
     array([1., 1., 1., 1.])
     """
+    x, w, b = input, weight, bias  # PyTorch's argument names; the short math names below
     xa, wa, ba = _array(x), _array(w), _array(b)
     stride, pad_hw, dilation, groups, out = _conv2d_geometry(xa, wa, ba, stride, padding, dilation, groups)
     return Conv2dFunction(stride, pad_hw, dilation, groups, out)(x, w, b)
@@ -323,7 +324,7 @@ class ConvTranspose2dFunction(_ConvFunction):
         return gx, gw, gb
 
 
-def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     r"""2-D transposed convolution ("deconvolution"), as ``torch.nn.functional.conv_transpose2d``.
 
     Shapes: x (N, C, H, W), w (C, F/G, KH, KW), b (F,) or None -> y (N, F, OH, OW).
@@ -351,6 +352,7 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
     array([[1., 1., 2., 2.],
            [1., 1., 2., 2.]])
     """
+    x, w, b = input, weight, bias  # PyTorch's argument names; the short math names below
     xa, wa, ba = _array(x), _array(w), _array(b)
     stride, padding, dilation, groups, out = _conv_transpose2d_geometry(
         xa, wa, ba, stride, padding, output_padding, groups, dilation)

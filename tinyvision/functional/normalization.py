@@ -96,6 +96,10 @@ class BatchNormFunction(Function):
         self.running_var = running_var
 
     def forward(self, x, w, b):
+        fast = _fast_kernels(x, w, b)
+        if fast is not None:
+            return self._forward_fast(fast, x, w, b)
+        self.fast = None
         xp = get_array_module(x)
         axes = (0,) + tuple(range(2, x.ndim))
         shape = _param_shape(x.ndim)
@@ -115,6 +119,8 @@ class BatchNormFunction(Function):
         return _affine(xhat, w, b)
 
     def backward(self, gy):
+        if self.fast is not None:
+            return self._backward_fast(gy)
         xhat, r, w = self.saved
         g, gw, gb = _affine_backward(gy, xhat, w)  # g = dL/dxhat
         if self.training:
@@ -125,8 +131,45 @@ class BatchNormFunction(Function):
             gx = g * r
         return gx, gw, gb
 
+    # The same formulas as one CPU kernel per pass (kernels/cpu/batch_norm.py): the statistics
+    # and y in one pass per channel; gw, gb and gx in another. It keeps x (not xhat) for the
+    # backward pass and recomputes xhat there.
+    def _forward_fast(self, kernels, x, w, b):
+        self.fast = kernels
+        N, C = x.shape[:2]
+        x3 = np.ascontiguousarray(x).reshape(N, C, -1)  # (N, C, *) -> (N, C, L)
+        w1 = np.ones(C, x.dtype) if w is None else w
+        b1 = np.zeros(C, x.dtype) if b is None else b
+        if self.training:
+            y, self.mean, self.var_sum, mu, r = kernels.batch_norm_train_forward(x3, w1, b1, self.eps)
+        else:
+            mu = self.running_mean.astype(np.float64).astype(x.dtype)
+            r = (1.0 / np.sqrt(self.running_var.astype(np.float64) + self.eps)).astype(x.dtype)
+            y = kernels.batch_norm_eval_forward(x3, w1, b1, mu, r)
+        self.save_for_backward(x3, mu, r, w1)
+        self.has_weight = w is not None
+        return y.reshape(x.shape)
 
-def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+    def _backward_fast(self, gy):
+        x3, mu, r, w1 = self.saved
+        gy3 = np.ascontiguousarray(gy).reshape(x3.shape)
+        gx, gw, gb = self.fast.batch_norm_backward(gy3, x3, w1, mu, r, self.training)
+        return gx.reshape(gy.shape), (gw if self.has_weight else None), gb
+
+
+def _fast_kernels(x, w, b):
+    """The CPU kernel module for batch_norm when it applies (NumPy arrays, one float dtype for
+    x, w and b, a non-empty input), else None: the NumPy formulas above run (CuPy too)."""
+    if type(x) is not np.ndarray or x.dtype not in (np.float32, np.float64) or x.size == 0:
+        return None
+    if any(p is not None and (type(p) is not np.ndarray or p.dtype != x.dtype) for p in (w, b)):
+        return None
+    from ..kernels.cpu import batch_norm as kernels
+
+    return kernels
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
                eps=1e-5):
     r"""Batch normalisation, as ``torch.nn.functional.batch_norm``.
 
@@ -154,6 +197,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     >>> y.numpy().ravel().round(4), rm, rv
     (array([-1.,  1.]), array([1.]), array([1.5]))
     """
+    x = input  # PyTorch's argument names; the short math names below
     xd = _data(x)
     if not hasattr(xd, "ndim") or xd.ndim < 2:
         raise ValueError(f"batch_norm: input must be (N, C, *) with at least 2 dims, got shape "
@@ -234,7 +278,7 @@ class GroupNormFunction(Function):
         return gx.reshape(gy.shape), gw, gb
 
 
-def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     r"""Group normalisation, as ``torch.nn.functional.group_norm``.
 
     Channels are split into ``num_groups`` consecutive groups; each (sample, group) is
@@ -247,6 +291,7 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
     >>> group_norm(tv.tensor(np.array([[1.0, 3.0]])), 1).numpy().round(4)
     array([[-1.,  1.]])
     """
+    x = input  # PyTorch's argument names; the short math names below
     xd = _data(x)
     if not hasattr(xd, "ndim") or xd.ndim < 2:
         raise ValueError(f"group_norm: input must be (N, C, *), got shape {tuple(getattr(xd, 'shape', ()))}")

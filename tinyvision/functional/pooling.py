@@ -240,7 +240,7 @@ class AvgPool2dFunction(Function):
 # --------------------------------------------------------------------------------------
 # Public wrappers (PyTorch's names and signatures)
 # --------------------------------------------------------------------------------------
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     r"""2-D max pooling, as ``torch.nn.functional.max_pool2d``.
 
     ``y[n,c,oh,ow] = max_{i<KH, j<KW} x[n,c, oh*SH - PH + i*DH, ow*SW - PW + j*DW]``, the
@@ -262,6 +262,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     >>> y.numpy().ravel(), i.numpy().ravel()
     (array([4.]), array([2]))
     """
+    x = input  # PyTorch's argument names; the short math names below
     x, unbatched = _add_batch_axis(x)
     shape = _check_input(x, "max_pool2d")
     kernel, stride, padding, dilation, (OH, OW) = _window_arguments(
@@ -273,7 +274,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     return _drop_batch_axis((y, indices) if return_indices else y, unbatched)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     r"""2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
 
@@ -294,6 +295,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     >>> avg_pool2d(tv.tensor(np.arange(4.).reshape(1, 1, 2, 2)), 2).numpy().ravel()
     array([1.5])
     """
+    x = input  # PyTorch's argument names; the short math names below
     x, unbatched = _add_batch_axis(x)
     shape = _check_input(x, "avg_pool2d")
     kernel, stride, padding, _, (OH, OW) = _window_arguments(
@@ -327,13 +329,14 @@ def _adaptive_output_size(output_size, shape, op):
     return _pair(output_size, "output_size", 1)
 
 
-def adaptive_max_pool2d(x, output_size, return_indices=False):
+def adaptive_max_pool2d(input, output_size, return_indices=False):
     r"""Adaptive 2-D max pooling, as ``torch.nn.functional.adaptive_max_pool2d``.
 
     Output row oh (of OH) pools input rows [floor(oh*H/OH), ceil((oh+1)*H/OH)); columns alike.
     Windows overlap when OH does not divide H. ``output_size`` is an int or a pair, a None
     entry keeping that input size. Ties, NaN and indices as :func:`max_pool2d`.
     """
+    x = input  # PyTorch's argument names; the short math names below
     x, unbatched = _add_batch_axis(x)
     shape = _check_input(x, "adaptive_max_pool2d")
     OH, OW = _adaptive_output_size(output_size, shape, "adaptive_max_pool2d")
@@ -344,7 +347,7 @@ def adaptive_max_pool2d(x, output_size, return_indices=False):
     return _drop_batch_axis((y, indices) if return_indices else y, unbatched)
 
 
-def adaptive_avg_pool2d(x, output_size):
+def adaptive_avg_pool2d(input, output_size):
     r"""Adaptive 2-D average pooling, as ``torch.nn.functional.adaptive_avg_pool2d``.
 
     ``y[n,c,oh,ow]`` is the mean of x over rows [floor(oh*H/OH), ceil((oh+1)*H/OH)) and columns
@@ -354,6 +357,7 @@ def adaptive_avg_pool2d(x, output_size):
     >>> adaptive_avg_pool2d(tv.tensor(np.arange(6.).reshape(1, 1, 2, 3)), (1, None)).numpy()
     array([[[[1.5, 2.5, 3.5]]]])
     """
+    x = input  # PyTorch's argument names; the short math names below
     x, unbatched = _add_batch_axis(x)
     shape = _check_input(x, "adaptive_avg_pool2d")
     OH, OW = _adaptive_output_size(output_size, shape, "adaptive_avg_pool2d")

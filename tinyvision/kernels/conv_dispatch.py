@@ -11,7 +11,7 @@ user-facing checks with PyTorch's rules (kernel larger than the padded input, ou
 On the CPU, the fast kernels choose their algorithm per call (one place,
 ``kernels/cpu/conv.py::_use_winograd``): Winograd (``kernels/cpu/winograd.py``) for 3x3,
 stride-1, dilation-1, ungrouped convolutions with >= 4 input channels and outputs >= 12x12,
-im2col + GEMM otherwise.
+im2col + GEMM otherwise (per image, or one GEMM for the whole batch when the maps are small).
 
 * ``conv2d_forward(x, w, ...)       -> y   (N, F, OH, OW)``  (no bias)
 * ``conv2d_grad_input(gy, w, ...)   -> gx  (N, C, H, W)``    (= conv_transpose2d's forward)

@@ -27,7 +27,8 @@ class TrainConfig:
     warmup_steps: int = 0             # linear warm-up from lr * warmup_factor to lr
     warmup_factor: float = 0.001
     schedule: str = "cosine"          # "cosine" | "constant" | "step" (after warm-up, per step)
-    grad_clip_norm: float | None = None
+    grad_clip_norm: float | None = None   # clip_grad_norm_ to this before each step
+    eval_every: int = 1               # evaluate every k epochs (0: only after the last)
     n_train: int = 1000               # synthetic data sizes
     n_val: int = 200
     image_size: int = 64
@@ -42,6 +43,8 @@ class Task:
     """One task's recipe. Subclasses set ``name`` and implement every method below."""
 
     name: str = ""
+    class_names: tuple = ()   # names of labels 0..K-1 (pictures, ``tinyvision predict``);
+                              # empty: the synthetic shapes' SHAPE_CLASSES
 
     def config(self, quick: bool = False) -> TrainConfig:
         """The default recipe; ``quick`` is the ``tinyvision demo --quick`` one (a few seconds-

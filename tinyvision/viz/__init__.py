@@ -6,8 +6,11 @@ global state and no GUI backend is touched); save it with ``fig.savefig("pr.png"
 ``ax=`` to draw into an axes of your own figure.
 """
 from .anchors import draw_anchors, location_anchors
+from .draw import draw_boxes, draw_masks, plot_losses
+from .graph import draw_graph
 from .metrics import (plot_coco_precision_recall, plot_confusion_matrix, plot_precision_recall,
                       plot_recall_iou)
 
 __all__ = ["plot_precision_recall", "plot_coco_precision_recall", "plot_recall_iou",
-           "plot_confusion_matrix", "draw_anchors", "location_anchors"]
+           "plot_confusion_matrix", "draw_anchors", "location_anchors", "draw_boxes", "draw_masks",
+           "plot_losses", "draw_graph"]

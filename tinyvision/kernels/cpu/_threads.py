@@ -32,7 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["num_threads", "blas_threads_controllable", "single_threaded_blas", "run_parallel", "parallel_kernel_lock"]
+__all__ = ["num_threads", "blas_threads_controllable", "single_threaded_blas", "run_parallel", "run_chunks",
+           "parallel_kernel_lock"]
 
 _lock = threading.RLock()
 _pools = {}  # size -> ThreadPoolExecutor (see _get_pool)
@@ -213,3 +214,58 @@ def run_parallel(fn, tasks):
     with single_threaded_blas():
         futures = [pool.submit(call, t, cpu) for t, cpu in zip(tasks, cpus)]
         return [f.result() for f in futures]
+
+
+def run_chunks(fn, count):
+    """fn(k) for k in range(count), shared by the calling thread and num_threads() - 1 pool threads.
+
+    For memory-bound kernels (batch norm, ReLU, pooling), where a fixed split waits for its
+    slowest part: on a busy machine a helper thread may not get a core for a whole time slice.
+    Here every thread, the caller included, claims the next chunk index from a shared counter
+    until none is left, so the work goes to whichever threads are running; the call returns as
+    soon as every chunk is done (a helper that starts late finds nothing to do). fn must be
+    safe to run on different k at once (each k writes only its own outputs) and should release
+    the GIL (a ``nogil`` Numba kernel). Helpers are not pinned: a late one must not wait for a CPU.
+    """
+    helpers = min(num_threads(), count) - 1
+    if helpers < 1 or getattr(_running, "active", False) or in_forked_child:
+        for k in range(count):
+            fn(k)
+        return
+    lock = threading.Lock()
+    all_done = threading.Event()
+    state = {"next": 0, "done": 0, "error": None}
+
+    def claim_and_run():
+        while True:
+            with lock:
+                k = state["next"]
+                if k >= count or state["error"] is not None:
+                    return
+                state["next"] = k + 1
+            try:
+                fn(k)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+                with lock:
+                    state["error"] = e
+                all_done.set()
+                return
+            with lock:
+                state["done"] += 1
+                if state["done"] == count:
+                    all_done.set()
+
+    def helper(_):
+        _running.active = True
+        try:
+            claim_and_run()
+        finally:
+            _running.active = False
+
+    pool = _get_pool(max(helpers, num_threads()))
+    for _ in range(helpers):
+        pool.submit(helper, None)
+    claim_and_run()
+    all_done.wait()
+    if state["error"] is not None:
+        raise state["error"]

@@ -37,6 +37,11 @@ How the fast path is organised (each choice measured on the 2-core CI machine, s
   BLAS (``_threads.py``): no barrier between steps, each thread's columns stay in its cache.
   With fewer images than threads, one thread runs the steps with the parallel col2im and
   multi-threaded BLAS.
+* **Small maps: one GEMM for the whole batch** (two or more images, one group, the whole
+  batch's columns at most ``_BATCHED_MAX_COLUMNS`` wide: the 8x8 and 4x4 maps of a ResNet's
+  last stages). The batch is unfolded once and each GEMM spans it; the threads split the
+  GEMM's rows instead of the images (output channels for y and gw, input channels for gx), so
+  each streams only its share of the (large) weights and no per-thread gw needs adding up.
 * **Bounded workspace.** Each thread's share is cut into chunks (a few small images, one big
   one, or bands of output rows of an image too big on its own) so that all threads' columns
   together stay within ``WORKSPACE_BYTES``; the buffers are reused between calls.
@@ -453,6 +458,117 @@ def _gy_chunk(gy, n0, Nc, f0, Fg, i0, OHc):
     return np.ascontiguousarray(blk.transpose(1, 0, 2, 3)).reshape(Fg, -1)  # (Fg, Nc*OHc*OW)
 
 
+# --------------------------------------------------------------------------------------
+# Small maps: one GEMM for the whole batch, the threads splitting its rows
+# --------------------------------------------------------------------------------------
+# A late ResNet stage has small maps and big weights (512 channels at 4x4: the weight matrix is
+# 9 MB, one image's columns 0.3 MB). Split by images, every thread streams the whole weight
+# matrix through a GEMM only a few images wide, and the weight gradient needs one (K, F)
+# accumulator per thread, summed at the end. Here the whole batch is unfolded once and every
+# GEMM covers the whole batch; the threads split the GEMM's *rows* (output channels for y and
+# gw, input channels for gx), so each thread streams only its part of the weights and writes
+# its own rows of the result (for gx, also its own channel planes: col2im never races).
+# Used when the whole batch's columns are at most this wide:
+_BATCHED_MAX_COLUMNS = 1024
+
+
+def _use_batched(N, OH, OW, K, G, itemsize, workspace_bytes):
+    """Ungrouped, two or more images (one image already makes one GEMM for the batch, with
+    multi-threaded BLAS), whole-batch columns at most _BATCHED_MAX_COLUMNS wide and within the
+    workspace bound."""
+    budget = WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes
+    return (G == 1 and N >= 2 and N * OH * OW <= _BATCHED_MAX_COLUMNS
+            and K * N * OH * OW * itemsize <= budget)
+
+
+def _row_ranges(rows, T, align=1):
+    """[(r0, r1), ...]: `rows` cut into at most T contiguous ranges, boundaries multiples of align."""
+    units = rows // align
+    T = max(1, min(T, units))
+    edges = [align * (k * units // T) for k in range(T + 1)]
+    edges[-1] = rows
+    return [(edges[k], edges[k + 1]) for k in range(T) if edges[k + 1] > edges[k]]
+
+
+def _whole_batch_cols(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
+    """cols (C*KH*KW, N*OH*OW) of the whole batch, in this thread's workspace; the threads
+    unfold a range of channels each (a channel's rows of cols are one contiguous block)."""
+    N, C = x.shape[:2]
+    kk = KH * KW
+    cols = _workspace("cols_batch", (C * kk, N * OH * OW), x.dtype)
+
+    def work(rows):
+        c0, c1 = rows
+        _im2col(x, c0, c1 - c0, 0, N, 0, OH, KH, KW, SH, SW, PH, PW, DH, DW, OW, cols[c0 * kk:c1 * kk])
+
+    _threads.run_parallel(work, _row_ranges(C, _threads.num_threads()))
+    return cols
+
+
+def _batch_matrix(a):
+    """(N, F, OH, OW) -> (F, N*OH*OW), contiguous (a copy when N > 1)."""
+    N, F = a.shape[:2]
+    if N == 1:
+        return np.ascontiguousarray(a).reshape(F, -1)
+    return np.ascontiguousarray(a.transpose(1, 0, 2, 3)).reshape(F, -1)
+
+
+def _forward_batched(x, w, SH, SW, PH, PW, DH, DW, OH, OW):
+    """y = w2 @ cols for the whole batch; thread t computes output channels [f0, f1)."""
+    N = x.shape[0]
+    F = w.shape[0]
+    cols = _whole_batch_cols(x, w.shape[2], w.shape[3], SH, SW, PH, PW, DH, DW, OH, OW)
+    w2 = w.reshape(F, -1)
+    yb = np.empty((F, N * OH * OW), dtype=x.dtype)  # (F, N*OH*OW)
+
+    def work(rows):
+        f0, f1 = rows
+        np.matmul(w2[f0:f1], cols, out=yb[f0:f1])
+
+    _threads.run_parallel(work, _row_ranges(F, _threads.num_threads()))
+    return np.ascontiguousarray(yb.reshape(F, N, OH, OW).transpose(1, 0, 2, 3))  # -> (N, F, OH, OW)
+
+
+def _grad_weight_batched(x, gy, KH, KW, SH, SW, PH, PW, DH, DW):
+    """gw2 (F, K) = gy2 @ cols.T for the whole batch; thread t unfolds input channels [c0, c1)
+    and computes their columns of gw2 (no per-thread accumulators to add up)."""
+    N, C = x.shape[:2]
+    _, F, OH, OW = gy.shape
+    kk = KH * KW
+    gy2 = _batch_matrix(gy)  # (F, N*OH*OW)
+    gw2 = np.empty((F, C * kk), dtype=x.dtype)
+
+    def work(rows):
+        c0, c1 = rows
+        cols = _workspace("cols", ((c1 - c0) * kk, N * OH * OW), x.dtype)
+        _im2col(x, c0, c1 - c0, 0, N, 0, OH, KH, KW, SH, SW, PH, PW, DH, DW, OW, cols)
+        gw2[:, c0 * kk:c1 * kk] = gy2 @ cols.T
+
+    _threads.run_parallel(work, _row_ranges(C, _threads.num_threads()))
+    return gw2.reshape(F, C, KH, KW)
+
+
+def _grad_input_batched(gy, w, SH, SW, PH, PW, DH, DW, H, W):
+    """gx = col2im(w2.T @ gy2) for the whole batch; thread t does input channels [c0, c1):
+    their rows of the columns, then col2im into their own planes of gx."""
+    N, F, OH, OW = gy.shape
+    _, C, KH, KW = w.shape
+    kk = KH * KW
+    w2 = w.reshape(F, C * kk)
+    gy2 = _batch_matrix(gy)  # (F, N*OH*OW)
+    gx = np.zeros((N, C, H, W), dtype=gy.dtype)
+
+    def work(rows):
+        k0, k1 = rows  # rows of cols: channels k0 // kk ... k1 // kk - 1
+        gcols = _workspace("cols", (k1 - k0, N * OH * OW), gy.dtype)
+        np.matmul(w2[:, k0:k1].T, gy2, out=gcols)
+        col2im_k = _pick_col2im(False, KH, KW, SH, SW, DH, DW, OW)
+        col2im_k(gcols, k0 // kk, (k1 - k0) // kk, 0, N, 0, OH, KH, KW, SH, SW, PH, PW, DH, DW, OW, gx)
+
+    _threads.run_parallel(work, _row_ranges(C * kk, _threads.num_threads(), align=kk))
+    return gx
+
+
 def conv2d_forward(x, w, stride, padding, dilation, groups, out_size, workspace_bytes=None):
     """y (N, F, OH, OW) = conv2d(x, w) without bias, by im2col + GEMM per chunk and group."""
     x = np.ascontiguousarray(x)
@@ -475,6 +591,8 @@ def conv2d_forward(x, w, stride, padding, dilation, groups, out_size, workspace_
             # One (Fg, Cg) @ (Cg, H*W) product per image, written straight into y.
             y[:, g * Fg:(g + 1) * Fg] = np.matmul(w2, xg).reshape(N, Fg, OH, OW)
         return y
+    if _use_batched(N, OH, OW, K, G, x.itemsize, workspace_bytes):
+        return _forward_batched(x, w, SH, SW, PH, PW, DH, DW, OH, OW)
 
     def work(plan):
         parallel, chunks = plan
@@ -515,6 +633,8 @@ def conv2d_grad_input(gy, w, stride, padding, dilation, groups, in_size, workspa
             gyg = gy[:, g * Fg:(g + 1) * Fg].reshape(N, Fg, OH * OW)
             gx[:, g * Cg:(g + 1) * Cg] = np.matmul(w2.T, gyg).reshape(N, Cg, H, W)
         return gx
+    if _use_batched(N, OH, OW, K, G, gy.itemsize, workspace_bytes):
+        return _grad_input_batched(gy, w, SH, SW, PH, PW, DH, DW, H, W)
     if (SH, SW) == (1, 1) and PH <= DH * (KH - 1) and PW <= DW * (KW - 1):
         # Stride 1: gx is itself a convolution ("full" correlation) of gy. With u' = KH-1-u,
         #   gx[n, g*Cg+c, h, w'] = sum_{f,u',v'} w[g*Fg+f, c, KH-1-u', KW-1-v'] gy[n, g*Fg+f, h + u'*DH - PH', ...]
@@ -566,6 +686,8 @@ def conv2d_grad_weight(x, gy, stride, padding, dilation, groups, kernel_size, wo
             # sum_n gy[n] @ x[n].T: one small (Fg, Cg) product per image, then the sum over n.
             gw[g * Fg:(g + 1) * Fg] = np.matmul(gyg, xg.transpose(0, 2, 1)).sum(axis=0)
         return gw.reshape(F, Cg, KH, KW)
+    if _use_batched(N, OH, OW, K, G, x.itemsize, workspace_bytes):
+        return _grad_weight_batched(x, gy, KH, KW, SH, SW, PH, PW, DH, DW)
 
     def work(plan):
         parallel, chunks = plan

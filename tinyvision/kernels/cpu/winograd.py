@@ -62,7 +62,8 @@ shared queue one at a time, and for each one zero-pad the chunk's input into a s
 run the input transform (Numba, serial, releases the GIL), one batched matmul ``U @ V``
 (NumPy: alpha^2 sgemm calls, single-threaded BLAS) and the output transform into the chunk's
 rows of y. No two threads write the same output. The weight gradient (below) sums per-thread
-accumulators at the end.
+accumulators at the end; there each thread gets a fixed set of chunks, so the order of the
+float additions (and the result, bit for bit) does not depend on thread timing.
 """
 from __future__ import annotations
 
@@ -309,15 +310,22 @@ def _pad_block(a, n0, Nc, top, left, rows, cols, slot):
     return out
 
 
-def _run(work, chunks, T):
+def _run(work, chunks, T, static=False):
     """work(an iterable of chunks) in each of T threads; the list of their results.
 
     The threads take the chunks one at a time from a shared queue, so a thread slowed down by
     another process on its core (the CI machine is shared) ends up with fewer chunks instead of
     making the others wait for it at the end.
+
+    static=True: thread t takes chunks t, t + T, t + 2T, ... instead. For work that *sums* over
+    its chunks (the weight gradient): which chunks land in which thread's sum must not depend
+    on timing, or the float rounding of the total changes from run to run (training with a seed
+    must repeat bit for bit).
     """
     if T <= 1:
         return [work(chunks)]
+    if static:
+        return _threads.run_parallel(work, [chunks[t::T] for t in range(T)])
     queue = iter(chunks)
     lock = threading.Lock()
 
@@ -472,7 +480,7 @@ def winograd_conv3x3_grad_weight(x, gy, padding, workspace_bytes=None):
             MwT += np.matmul(V, Ugy.transpose(0, 2, 1))
         return MwT
 
-    shares = _run(work, chunks, T)
+    shares = _run(work, chunks, T, static=True)  # a fixed sum order: bitwise repeatable
     MwT = shares[0]
     for sh in shares[1:]:
         MwT += sh

@@ -1,0 +1,235 @@
+"""The speed paths of issue 13 against their references: the whole-batch conv GEMMs (small maps),
+the batch-norm and ReLU kernels (plain-loop reference == fast serial == fast parallel), and the
+functional ops through them == their NumPy formulas == PyTorch, gradcheck in float64."""
+import numpy as np
+import pytest
+import torch
+
+import tinyvision as tv
+import tinyvision.functional as F
+from tinyvision.functional import activation as act_mod
+from tinyvision.functional import normalization as norm_mod
+from tinyvision.kernels.cpu import activation as A
+from tinyvision.kernels.cpu import batch_norm as B
+from tinyvision.kernels.cpu import conv as CPU
+from tinyvision.testing import gradcheck, tolerance
+
+
+def assert_close(got, want, dtype, what):
+    tol = tolerance(dtype)
+    np.testing.assert_allclose(got, want, rtol=tol["rtol"], atol=tol["atol"], err_msg=what)
+
+
+# --------------------------------------------------------------------------------------
+# Whole-batch GEMMs for small maps
+# --------------------------------------------------------------------------------------
+BATCHED = [  # (N, C, H, W, F, kernel, stride, padding, dilation)
+    (4, 6, 8, 8, 10, (3, 3), (1, 1), (1, 1), (1, 1)),
+    (3, 5, 9, 7, 4, (3, 3), (2, 2), (1, 1), (1, 1)),
+    (2, 4, 6, 6, 3, (2, 3), (1, 2), (0, 1), (2, 1)),
+    (5, 3, 7, 7, 8, (7, 7), (2, 2), (3, 3), (1, 1)),
+    (2, 7, 4, 4, 9, (2, 2), (2, 2), (0, 0), (1, 1)),  # a non-overlapping tiling: the NumPy col2im
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geom", BATCHED, ids=lambda g: "x".join(map(str, g[:5])) + f"-k{g[5]}-s{g[6]}")
+def test_batched_small_map_path_matches_reference_and_per_image_path(geom, dtype, monkeypatch):
+    N, C, H, W, F_, ks, s, p, d = geom
+    OH = (H + 2 * p[0] - d[0] * (ks[0] - 1) - 1) // s[0] + 1
+    OW = (W + 2 * p[1] - d[1] * (ks[1] - 1) - 1) // s[1] + 1
+    assert CPU._use_batched(N, OH, OW, C * ks[0] * ks[1], 1, 4, None)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((F_, C) + ks).astype(dtype)
+    gy = rng.standard_normal((N, F_, OH, OW)).astype(dtype)
+    opts = (s, p, d, 1)
+    fast = (CPU.conv2d_forward(x, w, *opts, (OH, OW)), CPU.conv2d_grad_input(gy, w, *opts, (H, W)),
+            CPU.conv2d_grad_weight(x, gy, *opts, ks))
+    ref = (CPU.conv2d_forward_reference(x, w, *opts, (OH, OW)), CPU.conv2d_grad_input_reference(gy, w, *opts, (H, W)),
+           CPU.conv2d_grad_weight_reference(x, gy, *opts, ks))
+    monkeypatch.setattr(CPU, "_BATCHED_MAX_COLUMNS", 0)  # the per-image (data-parallel) path
+    per_image = (CPU.conv2d_forward(x, w, *opts, (OH, OW)), CPU.conv2d_grad_input(gy, w, *opts, (H, W)),
+                 CPU.conv2d_grad_weight(x, gy, *opts, ks))
+    for name, a, b, c in zip(("y", "gx", "gw"), fast, ref, per_image):
+        assert a.shape == b.shape and a.dtype == dtype
+        assert_close(a, b, dtype, f"{name}: batched vs reference")
+        assert_close(a, c, dtype, f"{name}: batched vs per-image")
+
+
+def test_row_ranges_cover_rows_once_on_aligned_boundaries():
+    for rows, T, align in ((10, 2, 1), (9 * 7, 3, 9), (5, 8, 1), (18, 4, 9)):
+        ranges = CPU._row_ranges(rows, T, align)
+        assert ranges[0][0] == 0 and ranges[-1][1] == rows and len(ranges) <= T
+        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+        assert all(r0 % align == 0 and r1 > r0 for r0, r1 in ranges)
+
+
+# --------------------------------------------------------------------------------------
+# Batch norm kernels
+# --------------------------------------------------------------------------------------
+BN_SHAPES = [(6, 3, 1), (4, 5, 7), (3, 8, 36), (2, 4, 1000)]
+
+
+def bn_inputs(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = (3 * rng.standard_normal(shape) + 2).astype(dtype)
+    w = rng.standard_normal(shape[1]).astype(dtype)
+    b = rng.standard_normal(shape[1]).astype(dtype)
+    gy = rng.standard_normal(shape).astype(dtype)
+    return x, w, b, gy
+
+
+@pytest.fixture(params=["serial", "parallel"])
+def bn_parallelism(request, monkeypatch):
+    """Run the fast kernels in one thread (the default below 8M values) or in chunks shared by
+    the threads (small chunks, so that every test shape is cut into several)."""
+    if request.param == "parallel":
+        for mod, chunk in ((B, 1), (A, 1000)):
+            monkeypatch.setattr(mod, "PARALLEL_MIN_SIZE", 1)
+            monkeypatch.setattr(mod, "_CHUNK_SIZE", chunk)
+    return request.param
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", BN_SHAPES, ids=str)
+def test_batch_norm_fast_kernels_match_reference(shape, dtype, bn_parallelism):
+    x, w, b, gy = bn_inputs(shape, dtype)
+    fast = B.batch_norm_train_forward(x, w, b, 1e-5)
+    ref = B.batch_norm_train_forward_reference(x, w, b, 1e-5)
+    for name, a, c in zip(("y", "mean", "var_sum", "mu", "r"), fast, ref):
+        assert a.dtype == c.dtype
+        assert_close(a, c, dtype, name)
+    mu, r = ref[3], ref[4]
+    for training in (True, False):
+        for name, a, c in zip(("gx", "gw", "gb"), B.batch_norm_backward(gy, x, w, mu, r, training),
+                              B.batch_norm_backward_reference(gy, x, w, mu, r, training)):
+            assert a.dtype == dtype
+            assert_close(a, c, dtype, f"{name} training={training}")
+    assert_close(B.batch_norm_eval_forward(x, w, b, mu, r), B.batch_norm_eval_forward_reference(x, w, b, mu, r),
+                 dtype, "eval y")
+    # The formulas, in float64 NumPy.
+    xd = x.astype(np.float64)
+    m = xd.mean(axis=(0, 2))
+    v = xd.var(axis=(0, 2))
+    assert_close(ref[1], m, dtype, "mean")
+    assert_close(ref[2] / (shape[0] * shape[2]), v, dtype, "var")
+
+
+def _bn_both_paths(x, w, b, gy, training, monkeypatch):
+    """(y, gx, gw, gb, running_mean, running_var) through the fast kernels and the NumPy formulas."""
+    out = []
+    for fast in (True, False):
+        if not fast:
+            monkeypatch.setattr(norm_mod, "_fast_kernels", lambda *a: None)
+        rm, rv = np.linspace(-1, 1, x.shape[1]).astype(x.dtype), np.linspace(0.5, 2, x.shape[1]).astype(x.dtype)
+        X, W, Bt = (tv.tensor(a, requires_grad=True) for a in (x, w, b))
+        y = F.batch_norm(X, rm, rv, W, Bt, training=training, momentum=0.3)
+        y.backward(gy)
+        out.append((y.numpy(), X.grad.numpy(), W.grad.numpy(), Bt.grad.numpy(), rm, rv))
+    monkeypatch.undo()
+    return out
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("shape", [(5, 3), (4, 6, 5, 3)], ids=str)
+def test_batch_norm_fast_path_matches_numpy_path_and_torch(shape, training, monkeypatch):
+    x, w, b, gy = bn_inputs(shape, np.float32, seed=3)
+    fast, numpy_path = _bn_both_paths(x, w, b, gy, training, monkeypatch)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    trm, trv = (torch.tensor(a) for a in (np.linspace(-1, 1, shape[1]), np.linspace(0.5, 2, shape[1])))
+    trm, trv = trm.float(), trv.float()
+    ty = torch.nn.functional.batch_norm(tx, trm, trv, tw, tb, training=training, momentum=0.3)
+    ty.backward(torch.tensor(gy))
+    want = (ty.detach().numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy(), trm.numpy(), trv.numpy())
+    for name, a, c, t in zip(("y", "gx", "gw", "gb", "running_mean", "running_var"), fast, numpy_path, want):
+        assert_close(a, c, np.float32, f"{name}: fast vs NumPy path")
+        assert_close(a, t, np.float32, f"{name}: fast vs torch")
+
+
+def test_batch_norm_without_affine_and_noncontiguous_input():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 3, 6, 5)).transpose(0, 1, 3, 2)  # float64, not contiguous
+    X = tv.tensor(x, requires_grad=True)
+    F.batch_norm(X, None, None, training=True).sum().backward()
+    tx = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.batch_norm(tx, None, None, training=True).sum().backward()
+    np.testing.assert_allclose(X.grad.numpy(), tx.grad.numpy(), atol=1e-10)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_batch_norm_gradcheck_both_paths(training, monkeypatch):
+    rng = np.random.default_rng(7)
+    x, w, b = rng.standard_normal((3, 2, 4)), rng.standard_normal(2), rng.standard_normal(2)
+    rm, rv = rng.standard_normal(2), rng.random(2) + 0.5
+    for fast in (True, False):
+        if not fast:
+            monkeypatch.setattr(norm_mod, "_fast_kernels", lambda *a: None)
+        gradcheck(lambda x, w, b: F.batch_norm(x, rm.copy(), rv.copy(), w, b, training=training), x, w, b)
+
+
+# --------------------------------------------------------------------------------------
+# ReLU kernels
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_kernels_match_reference_nan_and_zero(dtype, bn_parallelism):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(50_000).astype(dtype)
+    x[:4] = [np.nan, 0.0, -0.0, -np.inf]
+    gy = rng.standard_normal(x.size).astype(dtype)
+    y = A.relu_forward(x)
+    np.testing.assert_array_equal(y, A.relu_forward_reference(x))
+    np.testing.assert_array_equal(A.relu_backward(gy, y), A.relu_backward_reference(gy, y))
+    ty = torch.relu(torch.tensor(x))
+    np.testing.assert_array_equal(y, ty.numpy())
+    tx = torch.tensor(x, requires_grad=True)
+    torch.relu(tx).backward(torch.tensor(gy))
+    np.testing.assert_array_equal(A.relu_backward(gy, y), tx.grad.numpy())  # NaN passes gy, 0 gets 0
+
+
+def test_relu_functional_noncontiguous_uses_numpy_path_and_matches_torch(monkeypatch):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 4, 5)).transpose(2, 0, 1)
+    x[0, 0, 0] = np.nan
+    results = []
+    for kernels in (True, False):
+        if not kernels:
+            monkeypatch.setattr(act_mod, "_relu_kernels", lambda *a: None)
+        for arr in (x, np.ascontiguousarray(x)):
+            X = tv.tensor(arr, requires_grad=True)
+            y = F.relu(X)
+            y.backward(np.ones_like(arr))
+            results.append((y.numpy(), X.grad.numpy()))
+    tx = torch.tensor(x, requires_grad=True)
+    torch.relu(tx).backward(torch.ones_like(tx))
+    for y, gx in results:
+        np.testing.assert_array_equal(y, torch.relu(torch.tensor(x)).numpy())
+        np.testing.assert_array_equal(gx, tx.grad.numpy())
+
+
+def test_run_chunks_runs_every_chunk_once_and_reraises():
+    from tinyvision.kernels.cpu import _threads
+
+    seen = []
+    _threads.run_chunks(seen.append, 50)
+    assert sorted(seen) == list(range(50))
+
+    def fail(k):
+        if k == 7:
+            raise RuntimeError("chunk 7")
+
+    with pytest.raises(RuntimeError, match="chunk 7"):
+        _threads.run_chunks(fail, 20)
+
+
+def test_weight_gradients_are_bitwise_repeatable():
+    """Same input, same thread count -> the same gw bit for bit (Winograd's and im2col's sums
+    over images and tiles must not depend on thread timing; a seeded training run repeats)."""
+    rng = np.random.default_rng(9)
+    for C, F_, H, s in ((8, 16, 24, 1), (6, 5, 9, 2), (4, 8, 4, 1)):  # Winograd, im2col, whole-batch
+        x = rng.standard_normal((6, C, H, H)).astype(np.float32)
+        OH = (H + 2 - 3) // s + 1
+        gy = rng.standard_normal((6, F_, OH, OH)).astype(np.float32)
+        first = CPU.conv2d_grad_weight(x, gy, (s, s), (1, 1), (1, 1), 1, (3, 3))
+        for _ in range(4):
+            np.testing.assert_array_equal(CPU.conv2d_grad_weight(x, gy, (s, s), (1, 1), (1, 1), 1, (3, 3)), first)
