@@ -15,9 +15,10 @@ task (data, training, evaluation and its pictures) and of the whole demo.
 from __future__ import annotations
 
 import html
-import json
 import os
 import time
+
+from .loop import _write_json
 
 __all__ = ["run_demo", "write_report"]
 
@@ -94,14 +95,6 @@ def write_report(results, out_dir, total_seconds=None, skipped=None, quick=False
         fig.savefig(losses_png, dpi=100)
     _write_html(results, out_dir, metrics, losses_png, skipped, quick)
     return metrics
-
-
-def _write_json(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def _metric_rows(values):

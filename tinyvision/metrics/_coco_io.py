@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-__all__ = ["COCOFormatError", "GroundTruth", "Detections", "load_ground_truth", "load_detections"]
+__all__ = ["COCOFormatError", "GroundTruth", "Detections", "load_detections", "integral_ids"]
 
 
 class COCOFormatError(ValueError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["Task", "TrainConfig"]
+__all__ = ["Task", "TrainConfig", "split_folder"]
 
 
 @dataclass
@@ -57,8 +57,12 @@ class Task:
         raise NotImplementedError
 
     def collate(self, samples):
-        """List of ``(image, target)`` -> ``(images (N, C, H, W), targets list)``."""
-        raise NotImplementedError
+        """List of ``(image, target)`` -> ``(images (N, C, H, W) float32, targets list)``: the
+        images stacked (every task's images share one size), the targets kept as they are."""
+        import numpy as np
+
+        images = np.stack([np.asarray(image, dtype=np.float32) for image, _ in samples])   # (N, C, H, W)
+        return images, [target for _, target in samples]
 
     def build_model(self, config: TrainConfig):
         """A fresh ``nn.Module`` (weights from tinyvision's default init, seeded by the engine)."""
@@ -85,3 +89,19 @@ class Task:
         """Task-specific figures for the report (e.g. COCO PR curves, a confusion matrix):
         ``{caption: png_path}``. Optional."""
         return {}
+
+
+def split_folder(read, data_dir, n_val):
+    """``(train, val)`` from a COCO-format folder: its ``train/`` and ``val/`` subfolders when both
+    exist, else the folder's last ``n_val`` images (at most half) held out. ``read(folder)`` makes
+    one dataset of a folder."""
+    import os
+
+    from ..data import Subset
+
+    data_dir = os.fspath(data_dir)
+    if os.path.isdir(os.path.join(data_dir, "train")) and os.path.isdir(os.path.join(data_dir, "val")):
+        return read(os.path.join(data_dir, "train")), read(os.path.join(data_dir, "val"))
+    full = read(data_dir)
+    cut = len(full) - min(n_val, len(full) // 2)
+    return Subset(full, list(range(cut))), Subset(full, list(range(cut, len(full))))

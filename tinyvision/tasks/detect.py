@@ -28,7 +28,7 @@ import os
 
 import numpy as np
 
-from .base import Task, TrainConfig
+from .base import Task, TrainConfig, split_folder
 
 __all__ = ["DetectTask", "TASK_CLASS", "VAL_SEED_OFFSET", "COCO_STAT_NAMES", "evaluate_coco", "coco_ground_truth",
            "predict_dataset"]
@@ -186,20 +186,11 @@ class DetectTask(Task):
         """A folder written by ``tinyvision data shapes --task detect``: ``images/`` and
         ``annotations.json``, or ``train/`` and ``val/`` folders holding those. One folder is split:
         its last ``config.n_val`` images (at most half) are held out."""
-        from ..data import Subset, coco_folder
+        from ..data import coco_folder
 
-        data_dir = os.fspath(data_dir)
-        if os.path.isdir(os.path.join(data_dir, "train")) and os.path.isdir(os.path.join(data_dir, "val")):
-            return (coco_folder(os.path.join(data_dir, "train"), task="detect", seed=config.seed),
-                    coco_folder(os.path.join(data_dir, "val"), task="detect", seed=config.seed))
-        full = coco_folder(data_dir, task="detect", seed=config.seed)
-        n_val = min(config.n_val, len(full) // 2)
-        cut = len(full) - n_val
-        return Subset(full, list(range(cut))), Subset(full, list(range(cut, len(full))))
+        return split_folder(lambda folder: coco_folder(folder, task="detect", seed=config.seed), data_dir,
+                            config.n_val)
 
-    def collate(self, samples):
-        images = np.stack([np.asarray(image, dtype=np.float32) for image, _ in samples])   # (N, C, H, W)
-        return images, [target for _, target in samples]
 
     # ---- model and loss --------------------------------------------------------------------------
     def build_model(self, config: TrainConfig):

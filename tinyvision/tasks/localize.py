@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from .base import Task, TrainConfig
+from .base import Task, TrainConfig, split_folder
 
 __all__ = ["LocalizeTask", "TASK_CLASS", "VAL_SEED_OFFSET", "DEFAULT_EXTRA"]
 
@@ -94,22 +94,13 @@ class LocalizeTask(Task):
         """A folder written by ``tinyvision data shapes --task localize``: ``images/`` and
         ``annotations.json``; or ``train/`` and ``val/`` folders each holding those. One folder is
         split in two: its last ``config.n_val`` images (at most half) are held out."""
-        from ..data import Subset, coco_folder
+        from ..data import coco_folder
 
         def read(folder):
             return _OneObject(coco_folder(folder, task="localize", seed=config.seed), folder)
 
-        data_dir = os.fspath(data_dir)
-        if os.path.isdir(os.path.join(data_dir, "train")) and os.path.isdir(os.path.join(data_dir, "val")):
-            return read(os.path.join(data_dir, "train")), read(os.path.join(data_dir, "val"))
-        full = read(data_dir)
-        n_val = min(config.n_val, len(full) // 2)
-        cut = len(full) - n_val
-        return Subset(full, list(range(cut))), Subset(full, list(range(cut, len(full))))
+        return split_folder(read, data_dir, config.n_val)
 
-    def collate(self, samples):
-        images = np.stack([np.asarray(image, dtype=np.float32) for image, _ in samples])   # (N, C, H, W)
-        return images, [target for _, target in samples]
 
     # ---- model and loss --------------------------------------------------------------------------
     def build_model(self, config: TrainConfig):

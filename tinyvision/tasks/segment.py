@@ -34,7 +34,7 @@ import os
 
 import numpy as np
 
-from .base import Task, TrainConfig
+from .base import Task, TrainConfig, split_folder
 
 __all__ = ["SegmentTask", "TASK_CLASS", "VAL_SEED_OFFSET"]
 
@@ -95,7 +95,7 @@ class SegmentTask(Task):
     def _coco_datasets(self, config, data_dir, mode):
         """``data_dir/{images, annotations.json}`` (its last ``n_val`` images, at most half, held
         out) or ``data_dir/train`` + ``data_dir/val`` each holding those."""
-        from ..data import CocoSegmentation, Subset
+        from ..data import CocoSegmentation
 
         def read(folder):
             ann = os.path.join(folder, "annotations.json")
@@ -104,18 +104,8 @@ class SegmentTask(Task):
                                         "`tinyvision data shapes --task segment`)")
             return CocoSegmentation(os.path.join(folder, "images"), ann, mode=mode, seed=config.seed)
 
-        data_dir = os.fspath(data_dir)
-        if os.path.isdir(os.path.join(data_dir, "train")) and os.path.isdir(os.path.join(data_dir, "val")):
-            return read(os.path.join(data_dir, "train")), read(os.path.join(data_dir, "val"))
-        full = read(data_dir)
-        n_val = min(config.n_val, len(full) // 2)
-        cut = len(full) - n_val
-        return Subset(full, list(range(cut))), Subset(full, list(range(cut, len(full))))
+        return split_folder(read, data_dir, config.n_val)
 
-    def collate(self, samples):
-        """-> (images (N, C, H, W) float32, targets); each target keeps its ``mask`` (H, W) int64."""
-        images = np.stack([np.asarray(image, dtype=np.float32) for image, _ in samples])
-        return images, [target for _, target in samples]
 
     @staticmethod
     def masks_of(targets):

@@ -121,7 +121,7 @@ def plot_retinanet(model, image_hw=(128, 128)):
     s = trace_shapes(model, ([tv.tensor(np.zeros((3, *image_hw), np.float32))],), names)
     body = s.get("backbone.body", OrderedDict())
     pyramid = s[names[-1]]
-    cls, reg = model.head.classification_head, model.head.regression_head
+    cls = model.head.classification_head
     n_convs = sum(1 for m in cls.conv.modules() if type(m).__name__ == "Conv2d")
     width = next(m for m in cls.conv.modules() if type(m).__name__ == "Conv2d").out_channels
     A = model.anchor_generator.num_anchors_per_location()[0]

@@ -276,8 +276,6 @@ def _architecture_figures():
 
 def lesson_figures(out_dir) -> dict:
     """Write every lesson figure as a PNG into ``out_dir``; returns ``{name: path}``."""
-    from matplotlib.figure import Figure  # noqa: F401 - fail early without matplotlib
-
     from ..metrics import COCOEvaluator
 
     os.makedirs(out_dir, exist_ok=True)
