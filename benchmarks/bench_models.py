@@ -112,6 +112,48 @@ def unet_case(batch, size):
     return ModelCase(tv_model, torch_model, (batch, 3, size, size))
 
 
+@register("retinanet")
+def retinanet_case(batch, size):
+    """RetinaNet training step (forward with targets -> both losses -> backward): torchvision's
+    resnet18-FPN RetinaNet (P6/P7, 5 classes, min_size = max_size = the image size) vs
+    tinyvision's with its weights; the same images and two boxes per image."""
+    from tinyvision import nn
+    from tinyvision.models.detection import LastLevelP6P7, RetinaNet, resnet_fpn_backbone
+
+    ours = RetinaNet(resnet_fpn_backbone(backbone_name="resnet18", trainable_layers=5, returned_layers=[2, 3, 4],
+                                         extra_blocks=LastLevelP6P7(256, 256), norm_layer=nn.BatchNorm2d),
+                     5, min_size=size, max_size=size).train()
+    rng = np.random.default_rng(0)
+    images = [rng.random((3, size, size)).astype(np.float32) for _ in range(batch)]
+    s = size / 64
+    targets = [{"boxes": (np.array([[4, 6, 30, 40], [20, 10, 60, 50]], np.float32) * s), "labels": np.array([0, 3])}
+               for _ in range(batch)]
+
+    def step_tv():
+        losses = ours(images, targets)
+        (losses["classification"] + losses["bbox_regression"]).backward()
+
+    step_torch, ref = None, None
+    if torch is not None:
+        from torchvision.models.detection import RetinaNet as TorchRetinaNet
+        from torchvision.models.detection.backbone_utils import resnet_fpn_backbone as torch_fpn_backbone
+        from torchvision.ops.feature_pyramid_network import LastLevelP6P7 as TorchP6P7
+
+        ref = TorchRetinaNet(torch_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5,
+                                                returned_layers=[2, 3, 4], extra_blocks=TorchP6P7(256, 256),
+                                                norm_layer=torch.nn.BatchNorm2d),
+                             5, min_size=size, max_size=size).train()
+        _copy_weights(ours, ref)
+        t_images = [torch.from_numpy(i) for i in images]
+        t_targets = [{k: torch.from_numpy(v) for k, v in t.items()} for t in targets]
+
+        def step_torch():
+            losses = ref(t_images, t_targets)
+            (losses["classification"] + losses["bbox_regression"]).backward()
+
+    return ModelCase(ours, ref, (batch, 3, size, size), steps=(step_tv, step_torch))
+
+
 def make_runners(case: ModelCase, rng):
     """The two callables the harness times: one training pass each, fresh input tensors."""
     if case.steps is not None:
