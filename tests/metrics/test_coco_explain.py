@@ -12,6 +12,7 @@ from pycocotools.cocoeval import COCOeval
 
 from tinyvision.metrics import COCOEvaluator
 from tinyvision.metrics._coco_synth import synthetic_coco
+from tinyvision.metrics.coco_explain import Explanation, PRCurve, Verdict
 
 
 def _pycoco(gt, results):
@@ -72,6 +73,8 @@ def test_explain_reasons_read_as_the_rule():
             {"image_id": 1, "category_id": 1, "bbox": [60, 60, 10, 10], "score": 0.7},
             {"image_id": 1, "category_id": 1, "bbox": [20, 0, 5, 5], "score": 0.6}]
     exp = COCOEvaluator(gt).evaluate(dets).explain(1, 1)
+    assert isinstance(exp, Explanation) and all(isinstance(r, Verdict) for r in exp)
+    assert isinstance(COCOEvaluator(gt).evaluate(dets).pr_curve(1), PRCurve)
     assert [r.verdict for r in exp] == ["TP", "FP", "ignored", "FP"]
     assert "already taken by detection 1" in exp[1].reason
     assert "crowd region" in exp[2].reason and exp[2].gt_id == 8
