@@ -125,3 +125,14 @@ def test_coco_result_object(tmp_path):
     assert len(ax.lines) == len(res.precision)
     np.testing.assert_array_equal(ax.lines[0].get_ydata(), res.precision[0, :, 0, 0, -1])
     _saved(fig, tmp_path, "coco_result.png")
+
+
+def test_image_grid_lays_out_n_panels_in_rows_of_four():
+    pytest.importorskip("matplotlib")
+    from tinyvision.viz.draw import image_grid
+
+    fig, axes = image_grid(6, cell=(2.0, 2.5))
+    assert len(axes) == 6 and len(fig.axes) == 8                  # 2 rows of 4, 2 left empty
+    assert tuple(fig.get_size_inches()) == (8.0, 5.0)
+    assert all(not ax.axison for ax in fig.axes)
+    assert len(image_grid(1)[1]) == 1

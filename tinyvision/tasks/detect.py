@@ -239,20 +239,13 @@ class DetectTask(Task):
         """A grid of the first ``n`` held-out images: truth (white, dashed) and detections with
         score >= 0.3 (coloured by class, with their scores)."""
         from ..viz import draw_boxes
-        from ..viz.metrics import _require_matplotlib
+        from ..viz.draw import image_grid
 
-        Figure = _require_matplotlib()
         n = max(1, min(n, len(dataset)))
         images, targets = self.collate([dataset[i] for i in range(n)])
         preds = self.predict(model, images)
-        cols = min(n, 4)
-        rows = -(-n // cols)
-        fig = Figure(figsize=(3.0 * cols, 3.2 * rows), layout="constrained")
-        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        fig, axes = image_grid(n, cell=(3.0, 3.2))
         for k, ax in enumerate(axes):
-            ax.set_axis_off()
-            if k >= n:
-                continue
             keep = np.asarray(preds[k]["scores"]) >= 0.3
             draw_boxes(images[k], targets[k]["boxes"], ax=ax, color="white", linestyle="--")
             draw_boxes(None, preds[k]["boxes"][keep], labels=preds[k]["labels"][keep],

@@ -213,20 +213,13 @@ class LocalizeTask(Task):
         """A grid of the first ``n`` held-out images: the true box (green, true class) and the
         predicted box (orange, dashed, predicted class, its probability and the IoU)."""
         from ..metrics.localization import paired_box_iou
-        from ..viz.metrics import _require_matplotlib
+        from ..viz.draw import image_grid
 
-        Figure = _require_matplotlib()
         n = max(1, min(n, len(dataset)))
         images, targets = self.collate([dataset[i] for i in range(n)])
         preds = self.predict(model, images)
-        cols = min(n, 4)
-        rows = -(-n // cols)
-        fig = Figure(figsize=(2.6 * cols, 2.9 * rows), layout="constrained")
-        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        fig, axes = image_grid(n, cell=(2.6, 2.9))
         for k, ax in enumerate(axes):
-            ax.set_axis_off()
-            if k >= n:
-                continue
             true_box = np.asarray(targets[k]["boxes"], dtype=np.float64).reshape(1, 4)
             true_label = int(np.asarray(targets[k]["labels"]).reshape(-1)[0])
             pred = preds[k]

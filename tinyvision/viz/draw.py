@@ -14,7 +14,23 @@ import numpy as np
 
 from .metrics import _figure_and_axes, _host
 
-__all__ = ["draw_boxes", "draw_masks", "plot_losses", "to_hwc", "class_color"]
+__all__ = ["draw_boxes", "draw_masks", "plot_losses", "to_hwc", "class_color", "image_grid"]
+
+
+def image_grid(n: int, cell=(3.0, 3.2), max_cols: int = 4):
+    """A Figure with ``n`` panels in rows of at most ``max_cols``, each ``cell`` inches (w, h),
+    every axis switched off: ``(fig, axes)`` with ``axes`` a flat list of the first ``n`` panels."""
+    from .metrics import _require_matplotlib
+
+    Figure = _require_matplotlib()
+    n = max(1, int(n))
+    cols = min(n, max_cols)
+    rows = -(-n // cols)                               # ceil(n / cols)
+    fig = Figure(figsize=(cell[0] * cols, cell[1] * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    return fig, list(axes[:n])
 
 
 def to_hwc(image) -> np.ndarray:
