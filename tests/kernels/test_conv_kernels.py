@@ -186,6 +186,7 @@ def test_second_process_loads_kernels_from_cache():
         import numba
         from tinyvision.kernels.cpu import conv as K
         o = ((2, 2), (0, 0), (1, 1), 1)  # stride 2: the Numba col2im
+        K.SERIAL_MAX_MACS = 0  # these tiny convs would otherwise all run serially
         w = np.ones((2, 2, 3, 3), np.float32)
         for n in (1, 2):  # one image: parallel kernels; two: data-parallel workers
             x = np.ones((n, 2, 7, 7), np.float32); gy = np.ones((n, 2, 3, 3), np.float32)
@@ -267,7 +268,8 @@ def test_tiling_kernels_equal_reference(geom, workspace):
 
 @pytest.mark.parametrize("pin", [True, False])
 def test_run_parallel_pins_only_pool_threads(pin, monkeypatch):
-    """Results in task order with and without pinning; the caller's CPU affinity is untouched."""
+    """Results in task order with and without pinning; the caller runs task 0 itself, and its CPU
+    affinity is untouched; the pool threads run the others, pinned when asked."""
     import threading
 
     from tinyvision.kernels.cpu import _threads
@@ -284,7 +286,11 @@ def test_run_parallel_pins_only_pool_threads(pin, monkeypatch):
     if before is not None:
         assert os.sched_getaffinity(0) == before
         cpus = _threads._cpus_for_tasks(3)
+        assert sorted(k for k, _, _ in seen) == [0, 1, 2]
         for k, ident, affinity in seen:
+            if k == 0:  # the caller's own task
+                assert ident == threading.get_ident() and affinity == before
+                continue
             assert ident != threading.get_ident()
             if pin and cpus is not None:
                 assert affinity == {cpus[k]}

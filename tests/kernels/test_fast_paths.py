@@ -38,7 +38,8 @@ def test_batched_small_map_path_matches_reference_and_per_image_path(geom, dtype
     N, C, H, W, F_, ks, s, p, d = geom
     OH = (H + 2 * p[0] - d[0] * (ks[0] - 1) - 1) // s[0] + 1
     OW = (W + 2 * p[1] - d[1] * (ks[1] - 1) - 1) // s[1] + 1
-    assert CPU._use_batched(N, OH, OW, C * ks[0] * ks[1], 1, 4, None)
+    monkeypatch.setattr(CPU, "SERIAL_MAX_MACS", 0)  # these small convs would otherwise run serially
+    assert CPU._use_batched(N, OH, OW, C * ks[0] * ks[1], 1, 4, None, F_)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     w = rng.standard_normal((F_, C) + ks).astype(dtype)
@@ -51,10 +52,29 @@ def test_batched_small_map_path_matches_reference_and_per_image_path(geom, dtype
     monkeypatch.setattr(CPU, "_BATCHED_MAX_COLUMNS", 0)  # the per-image (data-parallel) path
     per_image = (CPU.conv2d_forward(x, w, *opts, (OH, OW)), CPU.conv2d_grad_input(gy, w, *opts, (H, W)),
                  CPU.conv2d_grad_weight(x, gy, *opts, ks))
-    for name, a, b, c in zip(("y", "gx", "gw"), fast, ref, per_image):
+    monkeypatch.setattr(CPU, "SERIAL_MAX_MACS", 10**15)  # the serial path (the caller's thread)
+    serial = (CPU.conv2d_forward(x, w, *opts, (OH, OW)), CPU.conv2d_grad_input(gy, w, *opts, (H, W)),
+              CPU.conv2d_grad_weight(x, gy, *opts, ks))
+    for name, a, b, c, e in zip(("y", "gx", "gw"), fast, ref, per_image, serial):
         assert a.shape == b.shape and a.dtype == dtype
         assert_close(a, b, dtype, f"{name}: batched vs reference")
         assert_close(a, c, dtype, f"{name}: batched vs per-image")
+        assert_close(e, b, dtype, f"{name}: serial vs reference")
+
+
+def test_serial_threshold_counts_multiply_adds(monkeypatch):
+    """Small convolutions run in the caller's thread, large ones on the pool; the line is
+    SERIAL_MAX_MACS multiply-adds (F * C * KH * KW * N * OH * OW)."""
+    from tinyvision.kernels.cpu import _threads
+
+    if not _threads.blas_threads_controllable():
+        pytest.skip("NumPy's BLAS thread count cannot be set here: everything runs one way")
+    monkeypatch.setattr(CPU, "SERIAL_MAX_MACS", 64 * 576 * 16 * 16 + 1)
+    assert CPU._serial(64 * 576 * 16 * 16) and not CPU._serial(64 * 576 * 16 * 16 + 1)
+    plans = CPU._plans(16, 4, 4, 576, 4, None, macs=64 * 576 * 16 * 16)
+    assert len(plans) == 1 and plans[0][0] is False  # one serial plan, serial kernels
+    assert sum(Nc for _, Nc, _, _ in plans[0][1]) == 16
+    assert not CPU._use_batched(16, 4, 4, 576, 1, 4, None, 64)
 
 
 def test_row_ranges_cover_rows_once_on_aligned_boundaries():

@@ -399,7 +399,29 @@ def _chunks(n_start, n_count, OH, OW, rows, itemsize, workspace_bytes):
                 yield n0, 1, i0, min(band, OH - i0)
 
 
-def _plans(N, OH, OW, rows, itemsize, workspace_bytes):
+# Below this many multiply-adds a convolution runs in the calling thread, with single-threaded
+# BLAS: handing half of it to a second thread costs more than it saves. (Waking a pool thread
+# took 40-170 us on the CI machine, and a ResNet's 4x4 and 8x8 maps need only 0.5-2 ms serially:
+# the serial pass of a 64-channel 3x3 conv at 4x4, batch 16, measured 2x faster than the
+# 2-thread one, about even at 85 M multiply-adds; see docs/conv.md.)
+SERIAL_MAX_MACS = 48_000_000
+
+
+def _serial(macs):
+    """Whether a kernel of `macs` multiply-adds runs in the calling thread (see SERIAL_MAX_MACS)."""
+    return macs < SERIAL_MAX_MACS and _threads.blas_threads_controllable()
+
+
+def _run_plans(work, plans):
+    """[work(plan) for plan in plans]: the plans in parallel, or one serial plan in the calling
+    thread with single-threaded BLAS (a multi-threaded GEMM would wake the BLAS threads)."""
+    if len(plans) == 1 and not plans[0][0]:
+        with _threads.single_threaded_blas():
+            return [work(plans[0])]
+    return _threads.run_parallel(work, plans)
+
+
+def _plans(N, OH, OW, rows, itemsize, workspace_bytes, macs=None):
     """Work for each thread: (parallel_kernels, chunks). The workspace is shared among threads.
 
     With T > 1 threads and at least T images, each thread takes a contiguous share of the
@@ -407,6 +429,8 @@ def _plans(N, OH, OW, rows, itemsize, workspace_bytes):
     plan runs in the calling thread with the parallel kernels and multi-threaded BLAS.
     """
     budget = WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes
+    if macs is not None and _serial(macs):
+        return [(False, list(_chunks(0, N, OH, OW, rows, itemsize, budget)))]
     T = min(_threads.num_threads(), N)
     if T <= 1 or not _threads.blas_threads_controllable():
         return [(True, list(_chunks(0, N, OH, OW, rows, itemsize, budget)))]
@@ -472,12 +496,12 @@ def _gy_chunk(gy, n0, Nc, f0, Fg, i0, OHc):
 _BATCHED_MAX_COLUMNS = 1024
 
 
-def _use_batched(N, OH, OW, K, G, itemsize, workspace_bytes):
+def _use_batched(N, OH, OW, K, G, itemsize, workspace_bytes, F):
     """Ungrouped, two or more images (one image already makes one GEMM for the batch, with
-    multi-threaded BLAS), whole-batch columns at most _BATCHED_MAX_COLUMNS wide and within the
-    workspace bound."""
+    multi-threaded BLAS), too much work to run serially (see _serial), whole-batch columns at
+    most _BATCHED_MAX_COLUMNS wide and within the workspace bound."""
     budget = WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes
-    return (G == 1 and N >= 2 and N * OH * OW <= _BATCHED_MAX_COLUMNS
+    return (G == 1 and N >= 2 and N * OH * OW <= _BATCHED_MAX_COLUMNS and not _serial(F * K * N * OH * OW)
             and K * N * OH * OW * itemsize <= budget)
 
 
@@ -591,7 +615,7 @@ def conv2d_forward(x, w, stride, padding, dilation, groups, out_size, workspace_
             # One (Fg, Cg) @ (Cg, H*W) product per image, written straight into y.
             y[:, g * Fg:(g + 1) * Fg] = np.matmul(w2, xg).reshape(N, Fg, OH, OW)
         return y
-    if _use_batched(N, OH, OW, K, G, x.itemsize, workspace_bytes):
+    if _use_batched(N, OH, OW, K, G, x.itemsize, workspace_bytes, F):
         return _forward_batched(x, w, SH, SW, PH, PW, DH, DW, OH, OW)
 
     def work(plan):
@@ -608,7 +632,7 @@ def conv2d_forward(x, w, stride, padding, dilation, groups, out_size, workspace_
                     yc = (w2 @ cols).reshape(Fg, Nc, OHc, OW)  # (Fg, Nc*OHc*OW) -> per image
                     y[n0:n0 + Nc, g * Fg:(g + 1) * Fg, i0:i0 + OHc] = yc.transpose(1, 0, 2, 3)
 
-    _threads.run_parallel(work, _plans(N, OH, OW, K, x.itemsize, workspace_bytes))
+    _run_plans(work, _plans(N, OH, OW, K, x.itemsize, workspace_bytes, macs=F * K * N * OH * OW))
     return y
 
 
@@ -633,7 +657,7 @@ def conv2d_grad_input(gy, w, stride, padding, dilation, groups, in_size, workspa
             gyg = gy[:, g * Fg:(g + 1) * Fg].reshape(N, Fg, OH * OW)
             gx[:, g * Cg:(g + 1) * Cg] = np.matmul(w2.T, gyg).reshape(N, Cg, H, W)
         return gx
-    if _use_batched(N, OH, OW, K, G, gy.itemsize, workspace_bytes):
+    if _use_batched(N, OH, OW, K, G, gy.itemsize, workspace_bytes, F):
         return _grad_input_batched(gy, w, SH, SW, PH, PW, DH, DW, H, W)
     if (SH, SW) == (1, 1) and PH <= DH * (KH - 1) and PW <= DW * (KW - 1):
         # Stride 1: gx is itself a convolution ("full" correlation) of gy. With u' = KH-1-u,
@@ -657,7 +681,7 @@ def conv2d_grad_input(gy, w, stride, padding, dilation, groups, in_size, workspa
                 np.matmul(w2.T, _gy_chunk(gy, n0, Nc, g * Fg, Fg, i0, OHc), out=gcols)  # (K, Nc*OHc*OW)
                 col2im_k(gcols, g * Cg, Cg, n0, Nc, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, gx)
 
-    _threads.run_parallel(work, _plans(N, OH, OW, K, gy.itemsize, workspace_bytes))
+    _run_plans(work, _plans(N, OH, OW, K, gy.itemsize, workspace_bytes, macs=F * K * N * OH * OW))
     return gx
 
 
@@ -686,7 +710,7 @@ def conv2d_grad_weight(x, gy, stride, padding, dilation, groups, kernel_size, wo
             # sum_n gy[n] @ x[n].T: one small (Fg, Cg) product per image, then the sum over n.
             gw[g * Fg:(g + 1) * Fg] = np.matmul(gyg, xg.transpose(0, 2, 1)).sum(axis=0)
         return gw.reshape(F, Cg, KH, KW)
-    if _use_batched(N, OH, OW, K, G, x.itemsize, workspace_bytes):
+    if _use_batched(N, OH, OW, K, G, x.itemsize, workspace_bytes, F):
         return _grad_weight_batched(x, gy, KH, KW, SH, SW, PH, PW, DH, DW)
 
     def work(plan):
@@ -702,7 +726,7 @@ def conv2d_grad_weight(x, gy, stride, padding, dilation, groups, kernel_size, wo
                 gwT[:, g * Fg:(g + 1) * Fg] += cols @ _gy_chunk(gy, n0, Nc, g * Fg, Fg, i0, OHc).T
         return gwT
 
-    shares = _threads.run_parallel(work, _plans(N, OH, OW, K, x.itemsize, workspace_bytes))
+    shares = _run_plans(work, _plans(N, OH, OW, K, x.itemsize, workspace_bytes, macs=F * K * N * OH * OW))
     gwT = shares[0]
     for share in shares[1:]:
         gwT += share

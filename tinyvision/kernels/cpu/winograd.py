@@ -353,9 +353,23 @@ def _blas_for(T):
     return _threads.single_threaded_blas() if T > 1 else contextlib.nullcontext()
 
 
-def _thread_count(units):
+def _thread_count(units, macs):
+    """Worker threads for `units` chunks of work of `macs` direct multiply-adds in all: one
+    (the caller) for small convolutions, see conv.SERIAL_MAX_MACS."""
+    from .conv import _serial
+
+    if _serial(macs):
+        return 1
     T = min(_threads.num_threads(), units)
     return T if _threads.blas_threads_controllable() else 1
+
+
+def _blas_threads(T, macs):
+    """Single-threaded BLAS for the whole call when it runs serially because it is small (a
+    multi-threaded GEMM would wake the BLAS threads); else as _blas_for(T) around the rest."""
+    from .conv import _serial
+
+    return _threads.single_threaded_blas() if _serial(macs) else contextlib.nullcontext()
 
 
 def winograd_conv3x3(x, w, padding, out_size, m=2, workspace_bytes=None, U=None):
@@ -365,15 +379,25 @@ def winograd_conv3x3(x, w, padding, out_size, m=2, workspace_bytes=None, U=None)
     is the top/left zero padding; the bottom/right padding is implied by out_size = (OH, OW).
     ``U``: a precomputed :func:`filter_transform` of w (optional).
     """
+    x = np.ascontiguousarray(x)
+    OH, OW = out_size
+    N, C = x.shape[:2]
+    F = w.shape[0]
+    TH = -(-OH // m)
+    macs = N * OH * OW * C * F * 9
+    T = _thread_count(N * TH, macs)
+    with _blas_threads(T, macs):
+        return _winograd_conv3x3(x, w, padding, out_size, m, workspace_bytes, U, T)
+
+
+def _winograd_conv3x3(x, w, padding, out_size, m, workspace_bytes, U, T):
     from .conv import WORKSPACE_BYTES, _workspace
 
-    x = np.ascontiguousarray(x)
     (PH, PW), (OH, OW) = padding, out_size
     N, C, H, W = x.shape
     F = w.shape[0]
     a = m + 2
     TH, TW = -(-OH // m), -(-OW // m)
-    T = _thread_count(N * TH)
     if U is None:
         with _blas_for(T):
             U = filter_transform(np.ascontiguousarray(w), m)
@@ -452,15 +476,24 @@ def winograd_conv3x3_grad_weight(x, gy, padding, workspace_bytes=None):
     16 products per tile instead of 36 (2.25x fewer multiply-adds). gy reads as 0 past its
     last row/column (ragged tiles), x as 0 outside the image.
     """
-    from .conv import WORKSPACE_BYTES, _workspace
-
     x = np.ascontiguousarray(x)
     gy = np.ascontiguousarray(gy)
+    N, C = x.shape[:2]
+    _, F, OH, OW = gy.shape
+    TH = -(-OH // 2)
+    macs = N * OH * OW * C * F * 9
+    T = _thread_count(N * TH, macs)
+    with _blas_threads(T, macs):
+        return _winograd_grad_weight(x, gy, padding, workspace_bytes, T)
+
+
+def _winograd_grad_weight(x, gy, padding, workspace_bytes, T):
+    from .conv import WORKSPACE_BYTES, _workspace
+
     PH, PW = padding
     N, C = x.shape[:2]
     _, F, OH, OW = gy.shape
     TH, TW = -(-OH // 2), -(-OW // 2)
-    T = _thread_count(N * TH)
     budget = (WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes) // T
     per_tile = (16 * (C + F) + 4 * (C + F)) * x.itemsize
     chunks = _chunks(N, TH, TW, per_tile, budget, T)
