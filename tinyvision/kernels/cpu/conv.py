@@ -32,6 +32,9 @@ so that the sum over (c, u, v) is one matrix product per group, done by BLAS sge
 
 How the fast path is organised (each choice measured on the 2-core CI machine, see docs/conv.md):
 
+* **Small convolutions run serially** (fewer than ``SERIAL_MAX_MACS`` multiply-adds): in the
+  calling thread with single-threaded BLAS, since waking a pool thread costs more than the
+  second core saves there (see :data:`SERIAL_MAX_MACS`).
 * **Data-parallel over images.** With T threads and at least T images, each thread takes a
   contiguous share of the batch and runs its own (im2col, GEMM) steps with single-threaded
   BLAS (``_threads.py``): no barrier between steps, each thread's columns stay in its cache.
