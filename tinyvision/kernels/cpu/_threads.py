@@ -129,9 +129,6 @@ _running = threading.local()
 # leave thread placement to the OS.
 PIN_THREADS = True
 
-# The calling thread runs the first of run_parallel's tasks (see run_parallel).
-CALLER_RUNS = True
-
 
 def _cpus_for_tasks(count):
     """The CPU for each of `count` pool tasks: the allowed CPUs in turn, or None (no pinning).
@@ -196,8 +193,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def run_parallel(fn, tasks):
-    """[fn(task) for task in tasks], one pool thread per task (pinned to its own CPU, see
-    _cpus_for_tasks), with single-threaded BLAS.
+    """[fn(task) for task in tasks] with single-threaded BLAS: the calling thread runs the first
+    task, one pool thread each of the others (pinned to its own CPU, see _cpus_for_tasks).
 
     Re-entrant calls (from inside a worker) run sequentially in the calling thread.
     """
@@ -212,12 +209,6 @@ def run_parallel(fn, tasks):
         finally:
             _running.active = False
 
-    if not CALLER_RUNS:
-        pool = _get_pool(max(len(tasks), num_threads()))
-        cpus = _cpus_for_tasks(len(tasks)) or [None] * len(tasks)
-        with single_threaded_blas():
-            futures = [pool.submit(call, t, cpu) for t, cpu in zip(tasks, cpus)]
-            return [f.result() for f in futures]
     # The caller takes the first task itself: one thread fewer to wake (a wake-up costs 40-170 us
     # here, as much as a small convolution's whole GEMM), and its caches are warm.
     pool = _get_pool(max(len(tasks) - 1, num_threads()))

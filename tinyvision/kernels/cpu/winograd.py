@@ -364,9 +364,9 @@ def _thread_count(units, macs):
     return T if _threads.blas_threads_controllable() else 1
 
 
-def _blas_threads(T, macs):
-    """Single-threaded BLAS for the whole call when it runs serially because it is small (a
-    multi-threaded GEMM would wake the BLAS threads); else as _blas_for(T) around the rest."""
+def _blas_threads(macs):
+    """Single-threaded BLAS for the whole call when it is small enough to run serially (a
+    multi-threaded GEMM would wake the BLAS threads); else nothing (see _blas_for)."""
     from .conv import _serial
 
     return _threads.single_threaded_blas() if _serial(macs) else contextlib.nullcontext()
@@ -386,7 +386,7 @@ def winograd_conv3x3(x, w, padding, out_size, m=2, workspace_bytes=None, U=None)
     TH = -(-OH // m)
     macs = N * OH * OW * C * F * 9
     T = _thread_count(N * TH, macs)
-    with _blas_threads(T, macs):
+    with _blas_threads(macs):
         return _winograd_conv3x3(x, w, padding, out_size, m, workspace_bytes, U, T)
 
 
@@ -483,7 +483,7 @@ def winograd_conv3x3_grad_weight(x, gy, padding, workspace_bytes=None):
     TH = -(-OH // 2)
     macs = N * OH * OW * C * F * 9
     T = _thread_count(N * TH, macs)
-    with _blas_threads(T, macs):
+    with _blas_threads(macs):
         return _winograd_grad_weight(x, gy, padding, workspace_bytes, T)
 
 
