@@ -253,3 +253,34 @@ def test_weight_gradients_are_bitwise_repeatable():
         first = CPU.conv2d_grad_weight(x, gy, (s, s), (1, 1), (1, 1), 1, (3, 3))
         for _ in range(4):
             np.testing.assert_array_equal(CPU.conv2d_grad_weight(x, gy, (s, s), (1, 1), (1, 1), 1, (3, 3)), first)
+
+
+WINOGRAD = [  # (N, C, H, W, F, padding): 3x3 stride 1, outputs >= 12x12 so Winograd runs
+    (3, 5, 14, 13, 6, (1, 1)),
+    (2, 8, 16, 16, 4, (0, 0)),
+    (4, 4, 12, 15, 7, (1, 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geom", WINOGRAD, ids=lambda g: "x".join(map(str, g[:5])) + f"-p{g[5][0]}")
+def test_serial_and_threaded_paths_both_match_the_reference(geom, dtype, monkeypatch):
+    """Small convolutions now run serially, so the threaded Winograd and im2col paths are no
+    longer reached by small test shapes on their own: run both, each against the plain loops."""
+    N, C, H, W, F_, p = geom
+    OH, OW = H + 2 * p[0] - 2, W + 2 * p[1] - 2
+    assert CPU._use_winograd(C, (3, 3), (1, 1), (1, 1), 1, (OH, OW))
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((F_, C, 3, 3)).astype(dtype)
+    gy = rng.standard_normal((N, F_, OH, OW)).astype(dtype)
+    opts = ((1, 1), p, (1, 1), 1)
+    ref = (CPU.conv2d_forward_reference(x, w, *opts, (OH, OW)), CPU.conv2d_grad_input_reference(gy, w, *opts, (H, W)),
+           CPU.conv2d_grad_weight_reference(x, gy, *opts, (3, 3)))
+    for serial_max in (10**15, 0):  # everything serial; everything on the pool
+        monkeypatch.setattr(CPU, "SERIAL_MAX_MACS", serial_max)
+        got = (CPU.conv2d_forward(x, w, *opts, (OH, OW)), CPU.conv2d_grad_input(gy, w, *opts, (H, W)),
+               CPU.conv2d_grad_weight(x, gy, *opts, (3, 3)))
+        for name, a, b in zip(("y", "gx", "gw"), got, ref):
+            assert a.shape == b.shape and a.dtype == dtype
+            assert_close(a, b, dtype, f"{name}, SERIAL_MAX_MACS={serial_max}")

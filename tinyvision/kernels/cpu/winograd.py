@@ -353,23 +353,17 @@ def _blas_for(T):
     return _threads.single_threaded_blas() if T > 1 else contextlib.nullcontext()
 
 
-def _thread_count(units, macs):
-    """Worker threads for `units` chunks of work of `macs` direct multiply-adds in all: one
-    (the caller) for small convolutions, see conv.SERIAL_MAX_MACS."""
+def _threads_for(units, macs):
+    """(T, BLAS context) for `units` chunks of a convolution of `macs` direct multiply-adds:
+    below conv.SERIAL_MAX_MACS one thread (the caller) and single-threaded BLAS for the whole
+    call (a multi-threaded GEMM would wake the BLAS threads); else up to one thread per core,
+    BLAS left as it is (see _blas_for for the products outside the workers)."""
     from .conv import _serial
 
     if _serial(macs):
-        return 1
+        return 1, _threads.single_threaded_blas()
     T = min(_threads.num_threads(), units)
-    return T if _threads.blas_threads_controllable() else 1
-
-
-def _blas_threads(macs):
-    """Single-threaded BLAS for the whole call when it is small enough to run serially (a
-    multi-threaded GEMM would wake the BLAS threads); else nothing (see _blas_for)."""
-    from .conv import _serial
-
-    return _threads.single_threaded_blas() if _serial(macs) else contextlib.nullcontext()
+    return (T if _threads.blas_threads_controllable() else 1), contextlib.nullcontext()
 
 
 def winograd_conv3x3(x, w, padding, out_size, m=2, workspace_bytes=None, U=None):
@@ -385,8 +379,8 @@ def winograd_conv3x3(x, w, padding, out_size, m=2, workspace_bytes=None, U=None)
     F = w.shape[0]
     TH = -(-OH // m)
     macs = N * OH * OW * C * F * 9
-    T = _thread_count(N * TH, macs)
-    with _blas_threads(macs):
+    T, blas = _threads_for(N * TH, macs)
+    with blas:
         return _winograd_conv3x3(x, w, padding, out_size, m, workspace_bytes, U, T)
 
 
@@ -482,8 +476,8 @@ def winograd_conv3x3_grad_weight(x, gy, padding, workspace_bytes=None):
     _, F, OH, OW = gy.shape
     TH = -(-OH // 2)
     macs = N * OH * OW * C * F * 9
-    T = _thread_count(N * TH, macs)
-    with _blas_threads(macs):
+    T, blas = _threads_for(N * TH, macs)
+    with blas:
         return _winograd_grad_weight(x, gy, padding, workspace_bytes, T)
 
 
