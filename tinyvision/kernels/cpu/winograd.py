@@ -119,43 +119,73 @@ def filter_transform(w, m):
 
 # ---------------------------------------------------------------------------------------
 # Input transform V = B^T d B, per (image, channel, tile row): first B^T down the columns of
-# the alpha input rows (a vector loop over the whole padded row), then B along each tile.
+# the alpha input rows (a vector loop over the row), then B along each tile. The zero padding
+# is never materialised: a row above or below the image is a row of zeros, and the columns left
+# and right of it stay zero in the row buffer.
 # ---------------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def _input_transform(xpad, m, TRc, TW, V):
-    """V[e, c, (n*TRc + ti)*TW + tj] = (B^T d B)[e] for the tile d = xpad[n, c, ti*m:ti*m+a, tj*m:tj*m+a].
+def _row(x, n, c, h, zeros):
+    """x[n, c, h], or a row of zeros when h is outside the image (the padding)."""
+    if 0 <= h < x.shape[2]:
+        return x[n, c, h]
+    return zeros
 
-    xpad (Nc, C, TRc*m + 2, TW*m + 2): the zero-padded input of the chunk. V (a*a, C, Nc*TRc*TW).
-    (Reading x directly, with the padding as bounds tests, measured 1.3-2x slower than this
-    plus NumPy's copy into xpad.)
+
+@njit(cache=True, nogil=True)
+def _input_transform(x, n0, Nc, top, left, m, TRc, TW, V):
+    """V[e, c, (n*TRc + ti)*TW + tj] = (B^T d B)[e] for the tile d of the zero-padded image n0 + n
+    whose top-left corner is x[n0 + n, c, top + ti*m, left + tj*m] (indices outside x read 0).
+
+    x (N, C, H, W), C-contiguous; V (a*a, C, Nc*TRc*TW). Per tile row, the alpha input rows are
+    copied into a small zero-padded buffer that stays in L1 (a row outside the image is zeros,
+    the columns outside it stay zero): no padded copy of the whole chunk is made (that copy, by
+    NumPy, cost as much as the transform itself on 64 x 64 maps with 12 channels), and the
+    vertical pass reads one array (reading four row arrays straight from x left the compiler
+    unable to rule out aliasing with buf, and the loop unvectorised: 1.5-2x slower).
     """
-    Nc, C, _, Wp = xpad.shape
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
     a = m + 2
-    buf = np.empty((a, Wp), dtype=xpad.dtype)
+    Wp = TW * m + 2
+    rows = np.zeros((a, Wp), dtype=x.dtype)  # columns outside the image stay zero
+    buf = np.empty((a, Wp), dtype=x.dtype)
+    w_lo = max(0, -left)
+    w_hi = max(w_lo, min(Wp, W - left))  # buffer columns [w_lo, w_hi) come from x ...
+    width = w_hi - w_lo
+    x_lo, x_hi = w_lo + left, w_lo + left + width  # ... columns [x_lo, x_hi) of x
     for n in range(Nc):
         for c in range(C):
             for ti in range(TRc):
-                h0 = ti * m
+                h0 = top + ti * m
                 t0 = (n * TRc + ti) * TW
-                # Vertical pass: buf[p, :] = sum_r B^T[p, r] xpad[h0 + r, :]
+                # The alpha input rows, zero-padded, into `rows` (in L1: the copies are cheap).
+                for r in range(a):
+                    dst = rows[r, w_lo:w_hi]
+                    h = h0 + r
+                    if 0 <= h < H:
+                        src = x[n0 + n, c, h, x_lo:x_hi]
+                        for k in range(width):
+                            dst[k] = src[k]
+                    else:
+                        dst[:] = 0.0
+                # Vertical pass: buf[p, :] = sum_r B^T[p, r] rows[r, :]
                 if m == 2:
                     for w in range(Wp):
-                        d0 = xpad[n, c, h0, w]
-                        d1 = xpad[n, c, h0 + 1, w]
-                        d2 = xpad[n, c, h0 + 2, w]
-                        d3 = xpad[n, c, h0 + 3, w]
+                        d0 = rows[0, w]
+                        d1 = rows[1, w]
+                        d2 = rows[2, w]
+                        d3 = rows[3, w]
                         buf[0, w] = d0 - d2
                         buf[1, w] = d1 + d2
                         buf[2, w] = d2 - d1
                         buf[3, w] = d1 - d3
                 else:
                     for w in range(Wp):
-                        d0 = xpad[n, c, h0, w]
-                        d1 = xpad[n, c, h0 + 1, w]
-                        d2 = xpad[n, c, h0 + 2, w]
-                        d3 = xpad[n, c, h0 + 3, w]
-                        d4 = xpad[n, c, h0 + 4, w]
-                        d5 = xpad[n, c, h0 + 5, w]
+                        d0 = rows[0, w]
+                        d1 = rows[1, w]
+                        d2 = rows[2, w]
+                        d3 = rows[3, w]
+                        d4 = rows[4, w]
+                        d5 = rows[5, w]
                         buf[0, w] = 4.0 * d0 - 5.0 * d2 + d4
                         buf[1, w] = -4.0 * (d1 + d2) + d3 + d4
                         buf[2, w] = 4.0 * (d1 - d2) - d3 + d4
@@ -289,27 +319,6 @@ def _chunks(N, TH, TW, per_tile_bytes, budget, threads):
     return [(n, 1, edges[k], edges[k + 1] - edges[k]) for n in range(N) for k in range(nb)]
 
 
-def _pad_block(a, n0, Nc, top, left, rows, cols, slot):
-    """a[n0:n0+Nc, :, top:top+rows, left:left+cols] with zeros outside a, in a reused scratch."""
-    from .conv import _workspace
-
-    H, W = a.shape[2], a.shape[3]
-    out = _workspace(slot, (Nc, a.shape[1], rows, cols), a.dtype)
-    h_lo, h_hi = max(0, top), min(H, top + rows)
-    w_lo, w_hi = max(0, left), min(W, left + cols)
-    if h_hi <= h_lo or w_hi <= w_lo:
-        out.fill(0.0)
-        return out
-    # Zero only the border strips around the copied block.
-    r0, r1, c0, c1 = h_lo - top, h_hi - top, w_lo - left, w_hi - left
-    out[:, :, :r0] = 0.0
-    out[:, :, r1:] = 0.0
-    out[:, :, r0:r1, :c0] = 0.0
-    out[:, :, r0:r1, c1:] = 0.0
-    out[:, :, r0:r1, c0:c1] = a[n0:n0 + Nc, :, h_lo:h_hi, w_lo:w_hi]
-    return out
-
-
 def _run(work, chunks, T, static=False):
     """work(an iterable of chunks) in each of T threads; the list of their results.
 
@@ -403,10 +412,9 @@ def _winograd_conv3x3(x, w, padding, out_size, m, workspace_bytes, U, T):
     def work(my_chunks):
         for n0, Nc, tr0, TRc in my_chunks:
             # The chunk's input window, zero outside the image.
-            xpad = _pad_block(x, n0, Nc, tr0 * m - PH, -PW, TRc * m + 2, TW * m + 2, "wg_pad")
             Tc = Nc * TRc * TW
             V = _workspace("wg_V", (a * a, C, Tc), x.dtype)
-            _input_transform(xpad, m, TRc, TW, V)
+            _input_transform(x, n0, Nc, tr0 * m - PH, -PW, m, TRc, TW, V)
             Mt = _workspace("wg_M", (a * a, F, Tc), x.dtype)
             np.matmul(U, V, out=Mt)
             _output_transform(Mt, m, TRc, TW, n0, Nc, tr0 * m, y)
@@ -419,22 +427,27 @@ def _winograd_conv3x3(x, w, padding, out_size, m, workspace_bytes, U, T):
 # The weight gradient by F(3x3, 2x2)
 # ---------------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def _gy_transform(gypad, TRc, TW, Ugy):
-    """Ugy[e, f, (n*TRc + ti)*TW + tj] = (A h A^T)[e] for the 2x2 tile h = gypad[n, f, 2ti:2ti+2, 2tj:2tj+2].
+def _gy_transform(gy, n0, Nc, top, TRc, TW, Ugy):
+    """Ugy[e, f, (n*TRc + ti)*TW + tj] = (A h A^T)[e] for the 2x2 tile h of gy[n0 + n, f] whose
+    top-left corner is (top + 2ti, 2tj); gy reads 0 past its last row and column (ragged tiles).
 
     A = (A^T of F(2, 3))^T: a 2-vector (h0, h1) becomes (h0, h0 + h1, h0 - h1, -h1).
-    gypad (Nc, F, 2*TRc, 2*TW), Ugy (16, F, Nc*TRc*TW).
+    gy (N, F, OH, OW), C-contiguous; Ugy (16, F, Nc*TRc*TW).
     """
-    Nc, F, _, Wp = gypad.shape
-    buf = np.empty((4, Wp), dtype=gypad.dtype)
+    F, OW = gy.shape[1], gy.shape[3]
+    Wp = 2 * TW
+    zeros = np.zeros(OW, dtype=gy.dtype)
+    buf = np.zeros((4, Wp), dtype=gy.dtype)  # columns past OW stay zero
     for n in range(Nc):
         for f in range(F):
             for ti in range(TRc):
                 t0 = (n * TRc + ti) * TW
-                # Vertical pass: buf[p, :] = sum_r A[p, r] gypad[2ti + r, :]
-                for w in range(Wp):
-                    h0 = gypad[n, f, 2 * ti, w]
-                    h1 = gypad[n, f, 2 * ti + 1, w]
+                # Vertical pass: buf[p, :] = sum_r A[p, r] gy[top + 2ti + r, :]
+                g0 = _row(gy, n0 + n, f, top + 2 * ti, zeros)
+                g1 = _row(gy, n0 + n, f, top + 2 * ti + 1, zeros)
+                for w in range(OW):
+                    h0 = g0[w]
+                    h1 = g1[w]
                     buf[0, w] = h0
                     buf[1, w] = h0 + h1
                     buf[2, w] = h0 - h1
@@ -495,13 +508,11 @@ def _winograd_grad_weight(x, gy, padding, workspace_bytes, T):
     def work(my_chunks):
         MwT = np.zeros((16, C, F), dtype=x.dtype)
         for n0, Nc, tr0, TRc in my_chunks:
-            xpad = _pad_block(x, n0, Nc, tr0 * 2 - PH, -PW, TRc * 2 + 2, TW * 2 + 2, "wg_pad")
-            gypad = _pad_block(gy, n0, Nc, tr0 * 2, 0, TRc * 2, TW * 2, "wg_gypad")
             Tc = Nc * TRc * TW
             V = _workspace("wg_V", (16, C, Tc), x.dtype)
-            _input_transform(xpad, 2, TRc, TW, V)
+            _input_transform(x, n0, Nc, tr0 * 2 - PH, -PW, 2, TRc, TW, V)
             Ugy = _workspace("wg_M", (16, F, Tc), x.dtype)
-            _gy_transform(gypad, TRc, TW, Ugy)
+            _gy_transform(gy, n0, Nc, tr0 * 2, TRc, TW, Ugy)
             # Mw^T[e] += V[e] @ Ugy[e]^T: (C, Tc) @ (Tc, F), the tile sum as the inner dimension of
             # two row-major operands (OpenBLAS's fastest orientation here, as in conv.py's gw).
             MwT += np.matmul(V, Ugy.transpose(0, 2, 1))
