@@ -184,9 +184,9 @@ def test_second_process_loads_kernels_from_cache():
         """
         import numpy as np
         import numba
-        from tinyvision.kernels.cpu import conv as K
+        from tinyvision.kernels.cpu import _threads, conv as K
         o = ((2, 2), (0, 0), (1, 1), 1)  # stride 2: the Numba col2im
-        K.SERIAL_MAX_MACS = 0  # these tiny convs would otherwise all run serially
+        _threads.SERIAL_MAX_MACS = 0  # these tiny convs would otherwise all run serially
         w = np.ones((2, 2, 3, 3), np.float32)
         for n in (1, 2):  # one image: parallel kernels; two: data-parallel workers
             x = np.ones((n, 2, 7, 7), np.float32); gy = np.ones((n, 2, 3, 3), np.float32)

@@ -11,6 +11,7 @@ from tinyvision.functional import activation as act_mod
 from tinyvision.functional import normalization as norm_mod
 from tinyvision.kernels.cpu import activation as A
 from tinyvision.kernels.cpu import batch_norm as B
+from tinyvision.kernels.cpu import _threads as TH
 from tinyvision.kernels.cpu import conv as CPU
 from tinyvision.testing import gradcheck, tolerance
 
@@ -38,7 +39,7 @@ def test_batched_small_map_path_matches_reference_and_per_image_path(geom, dtype
     N, C, H, W, F_, ks, s, p, d = geom
     OH = (H + 2 * p[0] - d[0] * (ks[0] - 1) - 1) // s[0] + 1
     OW = (W + 2 * p[1] - d[1] * (ks[1] - 1) - 1) // s[1] + 1
-    monkeypatch.setattr(CPU, "SERIAL_MAX_MACS", 0)  # these small convs would otherwise run serially
+    monkeypatch.setattr(TH, "SERIAL_MAX_MACS", 0)  # these small convs would otherwise run serially
     assert CPU._use_batched(N, OH, OW, C * ks[0] * ks[1], 1, 4, None, F_)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
@@ -52,7 +53,7 @@ def test_batched_small_map_path_matches_reference_and_per_image_path(geom, dtype
     monkeypatch.setattr(CPU, "_BATCHED_MAX_COLUMNS", 0)  # the per-image (data-parallel) path
     per_image = (CPU.conv2d_forward(x, w, *opts, (OH, OW)), CPU.conv2d_grad_input(gy, w, *opts, (H, W)),
                  CPU.conv2d_grad_weight(x, gy, *opts, ks))
-    monkeypatch.setattr(CPU, "SERIAL_MAX_MACS", 10**15)  # the serial path (the caller's thread)
+    monkeypatch.setattr(TH, "SERIAL_MAX_MACS", 10**15)  # the serial path (the caller's thread)
     serial = (CPU.conv2d_forward(x, w, *opts, (OH, OW)), CPU.conv2d_grad_input(gy, w, *opts, (H, W)),
               CPU.conv2d_grad_weight(x, gy, *opts, ks))
     for name, a, b, c, e in zip(("y", "gx", "gw"), fast, ref, per_image, serial):
@@ -65,12 +66,10 @@ def test_batched_small_map_path_matches_reference_and_per_image_path(geom, dtype
 def test_serial_threshold_counts_multiply_adds(monkeypatch):
     """Small convolutions run in the caller's thread, large ones on the pool; the line is
     SERIAL_MAX_MACS multiply-adds (F * C * KH * KW * N * OH * OW)."""
-    from tinyvision.kernels.cpu import _threads
-
-    if not _threads.blas_threads_controllable():
+    if not TH.blas_threads_controllable():
         pytest.skip("NumPy's BLAS thread count cannot be set here: everything runs one way")
-    monkeypatch.setattr(CPU, "SERIAL_MAX_MACS", 64 * 576 * 16 * 16 + 1)
-    assert CPU._serial(64 * 576 * 16 * 16) and not CPU._serial(64 * 576 * 16 * 16 + 1)
+    monkeypatch.setattr(TH, "SERIAL_MAX_MACS", 64 * 576 * 16 * 16 + 1)
+    assert TH.serial(64 * 576 * 16 * 16) and not TH.serial(64 * 576 * 16 * 16 + 1)
     plans = CPU._plans(16, 4, 4, 576, 4, None, macs=64 * 576 * 16 * 16)
     assert len(plans) == 1 and plans[0][0] is False  # one serial plan, serial kernels
     assert sum(Nc for _, Nc, _, _ in plans[0][1]) == 16
@@ -242,6 +241,16 @@ def test_run_chunks_runs_every_chunk_once_and_reraises():
         _threads.run_chunks(fail, 20)
 
 
+@pytest.mark.parametrize("T", [1, 2, 3])
+def test_run_queue_hands_out_every_chunk_once(T):
+    """Shared queue: each chunk reaches exactly one thread; static: thread t gets t, t+T, ..."""
+    chunks = list(range(23))
+    shares = TH.run_queue(lambda mine: list(mine), chunks, T)
+    assert len(shares) == T and sorted(c for share in shares for c in share) == chunks
+    static = TH.run_queue(lambda mine: list(mine), chunks, T, static=True)
+    assert static == ([chunks] if T == 1 else [chunks[t::T] for t in range(T)])
+
+
 def test_weight_gradients_are_bitwise_repeatable():
     """Same input, same thread count -> the same gw bit for bit (Winograd's and im2col's sums
     over images and tiles must not depend on thread timing; a seeded training run repeats)."""
@@ -278,7 +287,7 @@ def test_serial_and_threaded_paths_both_match_the_reference(geom, dtype, monkeyp
     ref = (CPU.conv2d_forward_reference(x, w, *opts, (OH, OW)), CPU.conv2d_grad_input_reference(gy, w, *opts, (H, W)),
            CPU.conv2d_grad_weight_reference(x, gy, *opts, (3, 3)))
     for serial_max in (10**15, 0):  # everything serial; everything on the pool
-        monkeypatch.setattr(CPU, "SERIAL_MAX_MACS", serial_max)
+        monkeypatch.setattr(TH, "SERIAL_MAX_MACS", serial_max)
         got = (CPU.conv2d_forward(x, w, *opts, (OH, OW)), CPU.conv2d_grad_input(gy, w, *opts, (H, W)),
                CPU.conv2d_grad_weight(x, gy, *opts, (3, 3)))
         for name, a, b in zip(("y", "gx", "gw"), got, ref):

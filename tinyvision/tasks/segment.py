@@ -23,9 +23,9 @@ Metrics (:mod:`tinyvision.metrics.segmentation`, pooled over all held-out pixels
 Dice and IoU, ``mean_fg_dice`` / ``mean_fg_iou`` (the mean over the foreground classes, the
 headline number), ``mean_dice``/``mean_iou`` over all classes, and ``pixel_accuracy``.
 
-The default recipe (12 epochs, 1200 steps) trains from scratch to mean foreground Dice 0.954 on
-300 held-out images in 484 s of CPU time (user + sys, measured on a shared 2-core machine; 720 s
-wall there; docs/segmentation.md has the table); 8 epochs give 0.934 in 336 s.
+The default recipe (12 epochs, 1200 steps) trains from scratch to mean foreground Dice 0.955 on
+300 held-out images in 264 s of wall time on an idle 2-core machine (docs/segmentation.md has the
+table and the runs on a busy one); 8 epochs give 0.934.
 ``config(quick=True)`` (200 steps) is the demo's budget and reaches about 0.5.
 """
 from __future__ import annotations

@@ -20,20 +20,29 @@ which made a layer's forward + backward pass up to 1.5-2x slower when called aft
 
 Several caller threads may run convolutions at once (they share the pools, which are kept
 for the life of the process); a forked child starts afresh (_reset_after_fork).
+
+This module is the one home of the kernels' speed plumbing: the pool and its schedulers
+(``run_parallel``: one task per thread; ``run_queue``: chunks from a shared queue, or a fixed
+round-robin for sums; ``run_chunks``: chunk indices from a shared counter), BLAS thread
+control (``single_threaded_blas``), the size below which a kernel stays in the calling thread
+(``SERIAL_MAX_MACS``, ``serial``) and the kept scratch buffers (``workspace``,
+``WORKSPACE_BYTES``). The kernels (conv, winograd, pool, batch_norm, activation) import
+these and nothing from each other's speed code.
 """
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import glob
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["num_threads", "blas_threads_controllable", "single_threaded_blas", "run_parallel", "run_chunks",
-           "parallel_kernel_lock"]
+__all__ = ["num_threads", "blas_threads_controllable", "single_threaded_blas", "run_parallel", "run_queue",
+           "run_chunks", "parallel_kernel_lock", "serial", "SERIAL_MAX_MACS", "workspace", "WORKSPACE_BYTES"]
 
 _lock = threading.RLock()
 _pools = {}  # size -> ThreadPoolExecutor (see _get_pool)
@@ -283,3 +292,79 @@ def run_chunks(fn, count):
     all_done.wait()
     if state["error"] is not None:
         raise state["error"]
+
+
+def run_queue(work, chunks, T, static=False):
+    """work(an iterable of chunks) in each of T threads (the caller one of them); their results.
+
+    The threads take the chunks one at a time from a shared queue, so a thread slowed down by
+    another process on its core (the CI machine is shared) ends up with fewer chunks instead of
+    making the others wait for it at the end.
+
+    static=True: thread t takes chunks t, t + T, t + 2T, ... instead. For work that *sums* over
+    its chunks (a weight gradient): which chunks land in which thread's sum must not depend
+    on timing, or the float rounding of the total changes from run to run (training with a seed
+    must repeat bit for bit).
+    """
+    if T <= 1:
+        return [work(chunks)]
+    if static:
+        return run_parallel(work, [chunks[t::T] for t in range(T)])
+    queue = iter(chunks)
+    lock = threading.Lock()
+
+    def take(_):
+        def chunks_left():
+            while True:
+                with lock:
+                    chunk = next(queue, None)
+                if chunk is None:
+                    return
+                yield chunk
+
+        return work(chunks_left())
+
+    return run_parallel(take, list(range(T)))
+
+
+# ======================================================================================
+# How much work is worth a second thread, and the kept scratch buffers
+# ======================================================================================
+# Below this many multiply-adds a convolution (im2col or Winograd) runs in the calling thread,
+# with single-threaded BLAS: handing half of it to a second thread costs more than it saves.
+# (Waking a pool thread took 40-170 us on the CI machine, and a ResNet's 4x4 and 8x8 maps need
+# only 0.5-2 ms serially: the serial pass of a 64-channel 3x3 conv at 4x4, batch 16, measured
+# 2x faster than the 2-thread one, about even at 85 M multiply-adds; see docs/conv.md.)
+SERIAL_MAX_MACS = 48_000_000
+
+
+def serial(macs):
+    """Whether a kernel of `macs` multiply-adds runs in the calling thread (see SERIAL_MAX_MACS)."""
+    return macs < SERIAL_MAX_MACS and blas_threads_controllable()
+
+
+# Upper bound of a kernel's scratch (bytes), over all its threads: the im2col columns, the
+# Winograd transforms. The batch is processed in chunks of images so that one chunk's scratch
+# fits; an image too large on its own is cut into bands of output rows.
+WORKSPACE_BYTES = 64 * 2**20
+
+_local = threading.local()
+
+
+def workspace(slot, shape, dtype):
+    """A scratch array of this shape from a per-thread buffer that is kept between calls.
+
+    Fresh allocations of tens of megabytes come from the OS each time (the allocator returns
+    them on free) and cost a page fault per 4 KiB page on first touch: filling a fresh 32 MiB
+    block took 3.5x as long as refilling a kept one on the CI machine. Keeping one buffer per
+    (thread, slot) avoids that. Each holds at most one chunk, within the workspace bound.
+    """
+    size = math.prod(shape)  # (np.prod costs ~10 us a call; this runs hundreds of times a step)
+    buffers = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = {}
+    key = (slot, np.dtype(dtype).str)
+    buf = buffers.get(key)
+    if buf is None or buf.size < size:
+        buf = buffers[key] = np.empty(size, dtype=dtype)
+    return buf[:size].reshape(shape)

@@ -32,9 +32,9 @@ so that the sum over (c, u, v) is one matrix product per group, done by BLAS sge
 
 How the fast path is organised (each choice measured on the 2-core CI machine, see docs/conv.md):
 
-* **Small convolutions run serially** (fewer than ``SERIAL_MAX_MACS`` multiply-adds): in the
+* **Small convolutions run serially** (fewer than ``_threads.SERIAL_MAX_MACS`` multiply-adds): in the
   calling thread with single-threaded BLAS, since waking a pool thread costs more than the
-  second core saves there (see :data:`SERIAL_MAX_MACS`).
+  second core saves there (see ``_threads.serial``).
 * **Data-parallel over images.** With T threads and at least T images, each thread takes a
   contiguous share of the batch and runs its own (im2col, GEMM) steps with single-threaded
   BLAS (``_threads.py``): no barrier between steps, each thread's columns stay in its cache.
@@ -47,7 +47,7 @@ How the fast path is organised (each choice measured on the 2-core CI machine, s
   each streams only its share of the (large) weights and no per-thread gw needs adding up.
 * **Bounded workspace.** Each thread's share is cut into chunks (a few small images, one big
   one, or bands of output rows of an image too big on its own) so that all threads' columns
-  together stay within ``WORKSPACE_BYTES``; the buffers are reused between calls.
+  together stay within ``_threads.WORKSPACE_BYTES``; the buffers are reused between calls.
 * **im2col is a NumPy strided copy** (pad the chunk once, copy from a window view): 2-4x faster
   than an explicit Numba loop nest here. **col2im** is a Numba kernel, parallel over (n, c)
   planes of gx — each plane is written by exactly one iteration, so its scatter-add never
@@ -66,9 +66,6 @@ can leave its array.
 """
 from __future__ import annotations
 
-import math
-import threading
-
 import numpy as np
 from numba import njit, prange
 from numpy.lib.stride_tricks import sliding_window_view
@@ -76,7 +73,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 from . import _threads, winograd
 
 __all__ = [
-    "WORKSPACE_BYTES",
     "conv2d_forward",
     "conv2d_grad_input",
     "conv2d_grad_weight",
@@ -86,33 +82,6 @@ __all__ = [
     "im2col",
     "col2im",
 ]
-
-_local = threading.local()
-
-
-def _workspace(slot, shape, dtype):
-    """A scratch array of this shape from a per-thread buffer that is kept between calls.
-
-Fresh allocations of tens of megabytes come from the OS each time (the allocator returns
-    them on free) and cost a page fault per 4 KiB page on first touch: filling a fresh 32 MiB
-    block took 3.5x as long as refilling a kept one on the CI machine. Keeping one buffer per
-    (thread, slot) avoids that. Each holds at most one chunk, within the workspace bound.
-    """
-    size = math.prod(shape)  # (np.prod costs ~10 us a call; this runs hundreds of times a step)
-    buffers = getattr(_local, "buffers", None)
-    if buffers is None:
-        buffers = _local.buffers = {}
-    key = (slot, np.dtype(dtype).str)
-    buf = buffers.get(key)
-    if buf is None or buf.size < size:
-        buf = buffers[key] = np.empty(size, dtype=dtype)
-    return buf[:size].reshape(shape)
-
-
-# Upper bound of the im2col workspace (bytes). The batch is processed in chunks of images so
-# that one chunk's columns fit; an image too large on its own is cut into bands of output rows.
-WORKSPACE_BYTES = 64 * 2**20
-
 
 # ======================================================================================
 # Reference kernels: the defining sums, as loops. Read these first.
@@ -249,7 +218,7 @@ def _im2col(x, c0, Cg, n0, Nc, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, cols
     if h_lo == top and h_hi == top + need_h and w_lo == -PW and w_hi == need_w - PW:
         block = x[n0:n0 + Nc, c0:c0 + Cg, h_lo:h_hi, w_lo:w_hi]  # no padding reached: read x itself
     else:
-        block = _workspace("block", (Nc, Cg, need_h, need_w), x.dtype)
+        block = _threads.workspace("block", (Nc, Cg, need_h, need_w), x.dtype)
         block.fill(0.0)  # some of the block is padding
         if h_hi > h_lo and w_hi > w_lo:
             block[:, :, h_lo - top:h_hi - top, w_lo + PW:w_hi + PW] = x[n0:n0 + Nc, c0:c0 + Cg, h_lo:h_hi, w_lo:w_hi]
@@ -324,7 +293,7 @@ def _col2im_numpy(cols, c0, Cg, n0, Nc, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW,
                 gx[n0:n0 + Nc, c0:c0 + Cg, i0 * SH + u:i0 * SH + need_h:SH, v:need_w:SW] = (
                     c6[:, u, v].transpose(1, 0, 2, 3))  # (Cg, Nc, OHc, OW) -> (Nc, Cg, OHc, OW)
         return
-    gpad = _workspace("gpad", (Cg, Nc, need_h, need_w), cols.dtype)
+    gpad = _threads.workspace("gpad", (Cg, Nc, need_h, need_w), cols.dtype)
     gpad.fill(0.0)
     for u in range(KH):
         for v in range(KW):
@@ -403,19 +372,6 @@ def _chunks(n_start, n_count, OH, OW, rows, itemsize, workspace_bytes):
                 yield n0, 1, i0, min(band, OH - i0)
 
 
-# Below this many multiply-adds a convolution runs in the calling thread, with single-threaded
-# BLAS: handing half of it to a second thread costs more than it saves. (Waking a pool thread
-# took 40-170 us on the CI machine, and a ResNet's 4x4 and 8x8 maps need only 0.5-2 ms serially:
-# the serial pass of a 64-channel 3x3 conv at 4x4, batch 16, measured 2x faster than the
-# 2-thread one, about even at 85 M multiply-adds; see docs/conv.md.)
-SERIAL_MAX_MACS = 48_000_000
-
-
-def _serial(macs):
-    """Whether a kernel of `macs` multiply-adds runs in the calling thread (see SERIAL_MAX_MACS)."""
-    return macs < SERIAL_MAX_MACS and _threads.blas_threads_controllable()
-
-
 def _run_plans(work, plans):
     """[work(plan) for plan in plans]: the plans in parallel, or one serial plan in the calling
     thread with single-threaded BLAS (a multi-threaded GEMM would wake the BLAS threads)."""
@@ -432,8 +388,8 @@ def _plans(N, OH, OW, rows, itemsize, workspace_bytes, macs=None):
     batch and runs serial kernels with single-threaded BLAS (see _threads.py). Otherwise one
     plan runs in the calling thread with the parallel kernels and multi-threaded BLAS.
     """
-    budget = WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes
-    if macs is not None and _serial(macs):
+    budget = _threads.WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes
+    if macs is not None and _threads.serial(macs):
         return [(False, list(_chunks(0, N, OH, OW, rows, itemsize, budget)))]
     T = min(_threads.num_threads(), N)
     if T <= 1 or not _threads.blas_threads_controllable():
@@ -504,8 +460,8 @@ def _use_batched(N, OH, OW, K, G, itemsize, workspace_bytes, F):
     """Ungrouped, two or more images (one image already makes one GEMM for the batch, with
     multi-threaded BLAS), too much work to run serially (see _serial), whole-batch columns at
     most _BATCHED_MAX_COLUMNS wide and within the workspace bound."""
-    budget = WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes
-    return (G == 1 and N >= 2 and N * OH * OW <= _BATCHED_MAX_COLUMNS and not _serial(F * K * N * OH * OW)
+    budget = _threads.WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes
+    return (G == 1 and N >= 2 and N * OH * OW <= _BATCHED_MAX_COLUMNS and not _threads.serial(F * K * N * OH * OW)
             and K * N * OH * OW * itemsize <= budget)
 
 
@@ -523,7 +479,7 @@ def _whole_batch_cols(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
     unfold a range of channels each (a channel's rows of cols are one contiguous block)."""
     N, C = x.shape[:2]
     kk = KH * KW
-    cols = _workspace("cols_batch", (C * kk, N * OH * OW), x.dtype)
+    cols = _threads.workspace("cols_batch", (C * kk, N * OH * OW), x.dtype)
 
     def work(rows):
         c0, c1 = rows
@@ -568,7 +524,7 @@ def _grad_weight_batched(x, gy, KH, KW, SH, SW, PH, PW, DH, DW):
 
     def work(rows):
         c0, c1 = rows
-        cols = _workspace("cols", ((c1 - c0) * kk, N * OH * OW), x.dtype)
+        cols = _threads.workspace("cols", ((c1 - c0) * kk, N * OH * OW), x.dtype)
         _im2col(x, c0, c1 - c0, 0, N, 0, OH, KH, KW, SH, SW, PH, PW, DH, DW, OW, cols)
         gw2[:, c0 * kk:c1 * kk] = gy2 @ cols.T
 
@@ -588,7 +544,7 @@ def _grad_input_batched(gy, w, SH, SW, PH, PW, DH, DW, H, W):
 
     def work(rows):
         k0, k1 = rows  # rows of cols: channels k0 // kk ... k1 // kk - 1
-        gcols = _workspace("cols", (k1 - k0, N * OH * OW), gy.dtype)
+        gcols = _threads.workspace("cols", (k1 - k0, N * OH * OW), gy.dtype)
         np.matmul(w2[:, k0:k1].T, gy2, out=gcols)
         col2im_k = _pick_col2im(False, KH, KW, SH, SW, DH, DW, OW)
         col2im_k(gcols, k0 // kk, (k1 - k0) // kk, 0, N, 0, OH, KH, KW, SH, SW, PH, PW, DH, DW, OW, gx)
@@ -625,7 +581,7 @@ def conv2d_forward(x, w, stride, padding, dilation, groups, out_size, workspace_
     def work(plan):
         parallel, chunks = plan
         for n0, Nc, i0, OHc in chunks:
-            cols = _workspace("cols", (K, Nc * OHc * OW), x.dtype)
+            cols = _threads.workspace("cols", (K, Nc * OHc * OW), x.dtype)
             for g in range(G):
                 _im2col(x, g * Cg, Cg, n0, Nc, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, cols)
                 w2 = w[g * Fg:(g + 1) * Fg].reshape(Fg, K)
@@ -679,7 +635,7 @@ def conv2d_grad_input(gy, w, stride, padding, dilation, groups, in_size, workspa
         parallel, chunks = plan
         col2im_k = _pick_col2im(parallel, KH, KW, SH, SW, DH, DW, OW)
         for n0, Nc, i0, OHc in chunks:
-            gcols = _workspace("cols", (K, Nc * OHc * OW), gy.dtype)
+            gcols = _threads.workspace("cols", (K, Nc * OHc * OW), gy.dtype)
             for g in range(G):
                 w2 = w[g * Fg:(g + 1) * Fg].reshape(Fg, K)
                 np.matmul(w2.T, _gy_chunk(gy, n0, Nc, g * Fg, Fg, i0, OHc), out=gcols)  # (K, Nc*OHc*OW)
@@ -724,7 +680,7 @@ def conv2d_grad_weight(x, gy, stride, padding, dilation, groups, kernel_size, wo
         # orientation fastest.
         gwT = np.zeros((K, F), dtype=x.dtype)
         for n0, Nc, i0, OHc in chunks:
-            cols = _workspace("cols", (K, Nc * OHc * OW), x.dtype)
+            cols = _threads.workspace("cols", (K, Nc * OHc * OW), x.dtype)
             for g in range(G):
                 _im2col(x, g * Cg, Cg, n0, Nc, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, cols)
                 gwT[:, g * Fg:(g + 1) * Fg] += cols @ _gy_chunk(gy, n0, Nc, g * Fg, Fg, i0, OHc).T

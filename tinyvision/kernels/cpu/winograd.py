@@ -68,7 +68,6 @@ float additions (and the result, bit for bit) does not depend on thread timing.
 from __future__ import annotations
 
 import contextlib
-import threading
 
 import numpy as np
 from numba import njit
@@ -319,39 +318,6 @@ def _chunks(N, TH, TW, per_tile_bytes, budget, threads):
     return [(n, 1, edges[k], edges[k + 1] - edges[k]) for n in range(N) for k in range(nb)]
 
 
-def _run(work, chunks, T, static=False):
-    """work(an iterable of chunks) in each of T threads; the list of their results.
-
-    The threads take the chunks one at a time from a shared queue, so a thread slowed down by
-    another process on its core (the CI machine is shared) ends up with fewer chunks instead of
-    making the others wait for it at the end.
-
-    static=True: thread t takes chunks t, t + T, t + 2T, ... instead. For work that *sums* over
-    its chunks (the weight gradient): which chunks land in which thread's sum must not depend
-    on timing, or the float rounding of the total changes from run to run (training with a seed
-    must repeat bit for bit).
-    """
-    if T <= 1:
-        return [work(chunks)]
-    if static:
-        return _threads.run_parallel(work, [chunks[t::T] for t in range(T)])
-    queue = iter(chunks)
-    lock = threading.Lock()
-
-    def take(_):
-        def chunks_left():
-            while True:
-                with lock:
-                    chunk = next(queue, None)
-                if chunk is None:
-                    return
-                yield chunk
-
-        return work(chunks_left())
-
-    return _threads.run_parallel(take, list(range(T)))
-
-
 def _blas_for(T):
     """Single-threaded BLAS around the small products outside the workers when T > 1 threads run.
 
@@ -364,12 +330,10 @@ def _blas_for(T):
 
 def _threads_for(units, macs):
     """(T, BLAS context) for `units` chunks of a convolution of `macs` direct multiply-adds:
-    below conv.SERIAL_MAX_MACS one thread (the caller) and single-threaded BLAS for the whole
+    below _threads.SERIAL_MAX_MACS one thread (the caller) and single-threaded BLAS for the whole
     call (a multi-threaded GEMM would wake the BLAS threads); else up to one thread per core,
     BLAS left as it is (see _blas_for for the products outside the workers)."""
-    from .conv import _serial
-
-    if _serial(macs):
+    if _threads.serial(macs):
         return 1, _threads.single_threaded_blas()
     T = min(_threads.num_threads(), units)
     return (T if _threads.blas_threads_controllable() else 1), contextlib.nullcontext()
@@ -394,8 +358,6 @@ def winograd_conv3x3(x, w, padding, out_size, m=2, workspace_bytes=None, U=None)
 
 
 def _winograd_conv3x3(x, w, padding, out_size, m, workspace_bytes, U, T):
-    from .conv import WORKSPACE_BYTES, _workspace
-
     (PH, PW), (OH, OW) = padding, out_size
     N, C, H, W = x.shape
     F = w.shape[0]
@@ -405,7 +367,7 @@ def _winograd_conv3x3(x, w, padding, out_size, m, workspace_bytes, U, T):
         with _blas_for(T):
             U = filter_transform(np.ascontiguousarray(w), m)
     y = np.empty((N, F, OH, OW), dtype=x.dtype)
-    budget = (WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes) // T
+    budget = (_threads.WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes) // T
     per_tile = (a * a * (C + F) + C * m * m) * x.itemsize
     chunks = _chunks(N, TH, TW, per_tile, budget, T)
 
@@ -413,13 +375,13 @@ def _winograd_conv3x3(x, w, padding, out_size, m, workspace_bytes, U, T):
         for n0, Nc, tr0, TRc in my_chunks:
             # The chunk's input window, zero outside the image.
             Tc = Nc * TRc * TW
-            V = _workspace("wg_V", (a * a, C, Tc), x.dtype)
+            V = _threads.workspace("wg_V", (a * a, C, Tc), x.dtype)
             _input_transform(x, n0, Nc, tr0 * m - PH, -PW, m, TRc, TW, V)
-            Mt = _workspace("wg_M", (a * a, F, Tc), x.dtype)
+            Mt = _threads.workspace("wg_M", (a * a, F, Tc), x.dtype)
             np.matmul(U, V, out=Mt)
             _output_transform(Mt, m, TRc, TW, n0, Nc, tr0 * m, y)
 
-    _run(work, chunks, T)
+    _threads.run_queue(work, chunks, T)
     return y
 
 
@@ -495,13 +457,11 @@ def winograd_conv3x3_grad_weight(x, gy, padding, workspace_bytes=None):
 
 
 def _winograd_grad_weight(x, gy, padding, workspace_bytes, T):
-    from .conv import WORKSPACE_BYTES, _workspace
-
     PH, PW = padding
     N, C = x.shape[:2]
     _, F, OH, OW = gy.shape
     TH, TW = -(-OH // 2), -(-OW // 2)
-    budget = (WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes) // T
+    budget = (_threads.WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes) // T
     per_tile = (16 * (C + F) + 4 * (C + F)) * x.itemsize
     chunks = _chunks(N, TH, TW, per_tile, budget, T)
 
@@ -509,16 +469,16 @@ def _winograd_grad_weight(x, gy, padding, workspace_bytes, T):
         MwT = np.zeros((16, C, F), dtype=x.dtype)
         for n0, Nc, tr0, TRc in my_chunks:
             Tc = Nc * TRc * TW
-            V = _workspace("wg_V", (16, C, Tc), x.dtype)
+            V = _threads.workspace("wg_V", (16, C, Tc), x.dtype)
             _input_transform(x, n0, Nc, tr0 * 2 - PH, -PW, 2, TRc, TW, V)
-            Ugy = _workspace("wg_M", (16, F, Tc), x.dtype)
+            Ugy = _threads.workspace("wg_M", (16, F, Tc), x.dtype)
             _gy_transform(gy, n0, Nc, tr0 * 2, TRc, TW, Ugy)
             # Mw^T[e] += V[e] @ Ugy[e]^T: (C, Tc) @ (Tc, F), the tile sum as the inner dimension of
             # two row-major operands (OpenBLAS's fastest orientation here, as in conv.py's gw).
             MwT += np.matmul(V, Ugy.transpose(0, 2, 1))
         return MwT
 
-    shares = _run(work, chunks, T, static=True)  # a fixed sum order: bitwise repeatable
+    shares = _threads.run_queue(work, chunks, T, static=True)  # a fixed sum order: bitwise repeatable
     MwT = shares[0]
     for sh in shares[1:]:
         MwT += sh
