@@ -936,12 +936,14 @@ class Function:
         self._freed = True
 
 
-def _sum_to_shape(g, shape):
-    """Sum the broadcast axes of g so it has ``shape`` (the gradient of broadcasting)."""
-    if g.shape == shape:
+def sum_to_shape(g, shape):
+    """Sum ``g`` over the axes broadcasting added or stretched, so it has ``shape``: the gradient
+    of broadcasting (the one copy of this rule; functional's ops and the box losses use it)."""
+    shape = tuple(shape)
+    if tuple(g.shape) == shape:
         return g
-    ndiff = g.ndim - len(shape)
-    axes = tuple(range(ndiff)) + tuple(i + ndiff for i, s in enumerate(shape) if s == 1 and g.shape[i + ndiff] != 1)
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1)
     if axes:
         g = g.sum(axis=axes, keepdims=True)
     return g.reshape(shape)
@@ -1056,7 +1058,7 @@ def run_backward(root: Tensor, grad, retain_graph: bool = False):
                             f"{type(fn).__name__}.backward returned a gradient of shape {tuple(gx.shape)} "
                             f"for input {i} of shape {tuple(shape)}"
                         )
-                    gx = _sum_to_shape(gx, tuple(shape))
+                    gx = sum_to_shape(gx, shape)
                 if gx.dtype != t.dtype:  # the gradient has its input's dtype (float32 stays float32)
                     gx = gx.astype(t.dtype)
                 if t.grad_fn is None:

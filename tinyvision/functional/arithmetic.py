@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext as _nullcontext
 
-from ..autograd import Function, promote, result_type
+from ..autograd import Function, promote, result_type, sum_to_shape
 from ..backend import get_array_module
 
 __all__ = ["add", "sub", "mul", "div", "pow", "neg", "matmul", "sum_to_shape", "broadcast_shapes"]
@@ -36,20 +36,6 @@ def broadcast_shapes(op: str, *shapes):
 
 def _shape(x):
     return tuple(getattr(x, "shape", ()))
-
-
-def sum_to_shape(g, shape):
-    """Sum ``g`` over the axes broadcasting added or stretched, so it has ``shape``."""
-    shape = tuple(shape)
-    if tuple(g.shape) == shape:
-        return g
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1
-    )
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return g.reshape(shape)
 
 
 def _grad_for(x, g):

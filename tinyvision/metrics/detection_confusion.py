@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .recall import _box_iou, _images
+from ..kernels.cpu.boxes import box_iou  # boxes checked by recall._images: finite, x1 <= x2, y1 <= y2
+from .recall import _images
 
 __all__ = ["detection_confusion_matrix"]
 
@@ -72,7 +73,7 @@ def detection_confusion_matrix(preds, targets, num_classes, iou_threshold=0.5,
         gt_match = np.full(len(gb), -1)               # detection index, -1 = unmatched
         det_match = np.full(len(db), -1)              # gt index, -1 = unmatched
         if len(db) and len(gb):
-            iou = _box_iou(db, gb)                    # (N, G)
+            iou = box_iou(db, gb)                     # (N, G)
             for d in range(len(db)):                  # greedy: sequential by nature
                 cand = np.where(gt_match < 0, iou[d], -1.0)
                 g = int(np.argmax(cand))

@@ -50,21 +50,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels.cpu.boxes import box_iou  # boxes checked here: finite, x1 <= x2, y1 <= y2
 from .classification import _as_numpy
 
 __all__ = ["best_overlaps", "recall_iou_curve", "average_recall", "mean_average_recall"]
-
-
-def _box_iou(b1, b2):
-    """IoU matrix (N, M) of continuous xyxy boxes; 0 where the union is 0."""
-    lt = np.maximum(b1[:, None, :2], b2[None, :, :2])
-    rb = np.minimum(b1[:, None, 2:], b2[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    a1 = (b1[:, 2] - b1[:, 0]) * (b1[:, 3] - b1[:, 1])
-    a2 = (b2[:, 2] - b2[:, 0]) * (b2[:, 3] - b2[:, 1])
-    union = a1[:, None] + a2[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def _entry(x, where, need_scores, need_labels):
@@ -152,7 +141,7 @@ def _best(images, max_detections, class_aware):
         if len(db) == 0 or len(gb) == 0:
             b = np.zeros(len(gb))
         else:
-            iou = _box_iou(gb, db)                       # (G, N)
+            iou = box_iou(gb, db)                        # (G, N), the one box-IoU kernel
             if class_aware:
                 iou = np.where(gl[:, None] == dl[keep][None, :], iou, 0.0)
             b = iou.max(axis=1)

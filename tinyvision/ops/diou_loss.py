@@ -5,7 +5,7 @@ AAAI 2020, https://arxiv.org/abs/1911.08287.
 """
 from __future__ import annotations
 
-from ..autograd import Function
+from ..autograd import Function, sum_to_shape
 from ..backend import get_array_module
 from .giou_loss import (
     _REDUCTIONS,
@@ -15,7 +15,6 @@ from .giou_loss import (
     _inter_union_backward,
     _paired_inter_union,
     _reduce,
-    _sum_to,
     _upstream,
 )
 
@@ -95,7 +94,7 @@ class DistanceBoxIoULoss(Function):
             gb[..., c] -= 0.5 * gc
         # D = (cx2 - cx1)^2 + (cy2 - cy1)^2 + eps: g(cx2) = 2 (cx2 - cx1) gD, g(cy2) likewise
         _enclosing_backward(ga, gb, a, b, 2 * (cx2 - cx1) * gD, 2 * (cy2 - cy1) * gD)
-        return _sum_to(ga, boxes1.shape), _sum_to(gb, boxes2.shape)
+        return sum_to_shape(ga, boxes1.shape), sum_to_shape(gb, boxes2.shape)
 
 
 def distance_box_iou_loss(boxes1, boxes2, reduction: str = "none", eps: float = 1e-7):

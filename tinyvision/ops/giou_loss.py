@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function, Tensor
+from ..autograd import Function, Tensor, sum_to_shape
 from ..backend import get_array_module
 from ._utils import check_real
 
@@ -27,17 +27,6 @@ def _min_share(a, b):
     """Split of d min(a, b): 1 to the smaller, 1/2 each on a tie."""
     tie = 0.5 * (a == b)
     return (a < b) + tie, (b < a) + tie
-
-
-def _sum_to(g, shape):
-    """Sum the broadcast axes of g so it has ``shape`` (gradient of broadcasting)."""
-    if tuple(g.shape) == tuple(shape):
-        return g
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + k for k, s in enumerate(shape) if s == 1 and g.shape[lead + k] != 1
-    )
-    return g.sum(axis=axes, keepdims=True).reshape(shape)
 
 
 def _reduce(loss, reduction):
@@ -180,7 +169,7 @@ class GeneralizedBoxIoULoss(Function):
         _inter_union_backward(xp, ga, gb, a, b, k, m, gU, gI)
         # C = (cx2 - cx1)(cy2 - cy1): g(cx2) = gC (cy2 - cy1), g(cy2) = gC (cx2 - cx1)
         _enclosing_backward(ga, gb, a, b, gC * (cy2 - cy1), gC * (cx2 - cx1))
-        return _sum_to(ga, boxes1.shape), _sum_to(gb, boxes2.shape)
+        return sum_to_shape(ga, boxes1.shape), sum_to_shape(gb, boxes2.shape)
 
 
 def _float_input(x, name):
