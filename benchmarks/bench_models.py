@@ -112,6 +112,24 @@ def unet_case(batch, size):
     return ModelCase(tv_model, torch_model, (batch, 3, size, size))
 
 
+@register("unet2015")
+def unet2015_case(batch, size):
+    """The segment task's model (tinyvision train segment / the demo): the paper's U-Net made
+    small (base 12 channels, depth 4, padded convs, BatchNorm, 6 classes) vs its PyTorch twin
+    (tinyvision.testing.torch_twins) with the same weights. The task trains it at batch 16, 64 px."""
+    from tinyvision.models.segmentation import UNet2015
+
+    kwargs = dict(base_channels=12, depth=4, padding=1, batch_norm=True)
+    tv_model = UNet2015(3, 6, **kwargs).train()
+    torch_model = None
+    if torch is not None:
+        from tinyvision.testing.torch_twins import TorchUNet
+
+        torch_model = TorchUNet(3, 6, 12, 4, 1, batch_norm=True).train()
+        _copy_weights(tv_model, torch_model)
+    return ModelCase(tv_model, torch_model, (batch, 3, size, size))
+
+
 @register("retinanet")
 def retinanet_case(batch, size):
     """RetinaNet training step (forward with targets -> both losses -> backward): torchvision's
