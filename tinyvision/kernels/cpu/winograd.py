@@ -58,8 +58,8 @@ Accuracy: the transforms add round-off, more for F(4x4, 3x3) (its matrices have 
 
 Layout and execution: the work is cut into chunks of whole images (or bands of tile rows of
 one image); the threads of the data-parallel scheme (``_threads.py``) take chunks from a
-shared queue one at a time, and for each one zero-pad the chunk's input into a scratch block,
-run the input transform (Numba, serial, releases the GIL), one batched matmul ``U @ V``
+shared queue one at a time, and for each one run the input transform (Numba, serial, releases
+the GIL; it reads the chunk from x itself, the padding as zeros), one batched matmul ``U @ V``
 (NumPy: alpha^2 sgemm calls, single-threaded BLAS) and the output transform into the chunk's
 rows of y. No two threads write the same output. The weight gradient (below) sums per-thread
 accumulators at the end; there each thread gets a fixed set of chunks, so the order of the
@@ -124,7 +124,8 @@ def filter_transform(w, m):
 # ---------------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
 def _row(x, n, c, h, zeros):
-    """x[n, c, h], or a row of zeros when h is outside the image (the padding)."""
+    """x[n, c, h], or a row of zeros when h is outside the image (the gy transform's ragged last
+    tile row; the input transform copies its rows into a buffer instead, see there)."""
     if 0 <= h < x.shape[2]:
         return x[n, c, h]
     return zeros
