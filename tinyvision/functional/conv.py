@@ -40,6 +40,7 @@ import numbers
 
 import numpy as np
 
+from .._args import int_pair
 from ..autograd import Function, Tensor, _to_data
 from ..kernels import conv_dispatch as K
 
@@ -49,17 +50,6 @@ __all__ = ["conv2d", "conv_transpose2d"]
 # --------------------------------------------------------------------------------------
 # Argument checks (all before any kernel runs)
 # --------------------------------------------------------------------------------------
-def _pair(name, value, op):
-    """An int or a pair of ints -> (int, int); anything else is a TypeError naming the argument."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return int(value), int(value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value
-    ):
-        return int(value[0]), int(value[1])
-    raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-
-
 def _array(t):
     """The array behind a Tensor; other input converted as Function.__call__ will convert it."""
     if t is None or isinstance(t, Tensor):
@@ -117,8 +107,8 @@ def _conv2d_geometry(x, w, b, stride, padding, dilation, groups):
     """Check conv2d's arguments; return (stride, top/left padding, dilation, groups, (OH, OW))."""
     op = "conv2d"
     _check_arrays(op, x, w, b, "(C_out, C_in/groups, KH, KW)")
-    stride = _pair("stride", stride, op)
-    dilation = _pair("dilation", dilation, op)
+    stride = int_pair("stride", stride, where=op)
+    dilation = int_pair("dilation", dilation, where=op)
     N, C, H, W = x.shape
     F, Cg, KH, KW = w.shape
     if isinstance(padding, str):
@@ -134,7 +124,7 @@ def _conv2d_geometry(x, w, b, stride, padding, dilation, groups):
         else:
             raise ValueError(f"conv2d: padding must be an int, a pair, 'valid' or 'same'; got {padding!r}")
     else:
-        pad_hw = _pair("padding", padding, op)
+        pad_hw = int_pair("padding", padding, where=op)
         total = (2 * pad_hw[0], 2 * pad_hw[1])
     _check_options(op, stride, dilation, groups, pad_hw)
     if C % groups:
@@ -161,10 +151,10 @@ def _conv_transpose2d_geometry(x, w, b, stride, padding, output_padding, groups,
     """Check conv_transpose2d's arguments; return (stride, padding, dilation, groups, (OH, OW))."""
     op = "conv_transpose2d"
     _check_arrays(op, x, w, b, "(C_in, C_out/groups, KH, KW)")
-    stride = _pair("stride", stride, op)
-    padding = _pair("padding", padding, op)
-    output_padding = _pair("output_padding", output_padding, op)
-    dilation = _pair("dilation", dilation, op)
+    stride = int_pair("stride", stride, where=op)
+    padding = int_pair("padding", padding, where=op)
+    output_padding = int_pair("output_padding", output_padding, where=op)
+    dilation = int_pair("dilation", dilation, where=op)
     _check_options(op, stride, dilation, groups, padding)
     N, C, H, W = x.shape
     Cw, Fg, KH, KW = w.shape

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._args import int_pair
 from ..autograd import Function, Tensor
 from ..backend import get_array_module
 
@@ -40,22 +41,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 # Argument checking (all of it before a kernel runs)
 # --------------------------------------------------------------------------------------
-def _pair(value, name, minimum):
-    """An int or a pair of ints -> (height, width), each >= minimum."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        pair = (int(value), int(value))
-    elif isinstance(value, (tuple, list)) and len(value) == 1 and isinstance(value[0], (int, np.integer)):
-        pair = (int(value[0]), int(value[0]))
-    elif (isinstance(value, (tuple, list)) and len(value) == 2
-          and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
-        pair = (int(value[0]), int(value[1]))
-    else:
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return pair
-
-
 def _check_input(x, op):
     """x must be a 4-D float32/float64 array or Tensor: (N, C, H, W)."""
     data = x.data if isinstance(x, Tensor) else x
@@ -84,11 +69,11 @@ def _pool_output_size(size, k, s, p, d, ceil_mode):
 
 def _window_arguments(op, shape, kernel_size, stride, padding, dilation, ceil_mode):
     """Check and normalise the window arguments; return pairs and the output size."""
-    kernel = _pair(kernel_size, "kernel_size", 1)
+    kernel = int_pair("kernel_size", kernel_size, minimum=1, where=op, allow_single=True)
     stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) \
-        else _pair(stride, "stride", 1)
-    padding = _pair(padding, "padding", 0)
-    dilation = _pair(dilation, "dilation", 1)
+        else int_pair("stride", stride, minimum=1, where=op, allow_single=True)
+    padding = int_pair("padding", padding, minimum=0, where=op, allow_single=True)
+    dilation = int_pair("dilation", dilation, minimum=1, where=op, allow_single=True)
     for axis, k, p in (("height", kernel[0], padding[0]), ("width", kernel[1], padding[1])):
         if p > k // 2:
             raise ValueError(
@@ -326,7 +311,7 @@ def _adaptive_output_size(output_size, shape, op):
             raise ValueError(f"{op}: output_size must be an int or a pair, got {output_size!r}")
         output_size = (H if output_size[0] is None else output_size[0],
                        W if output_size[1] is None else output_size[1])
-    return _pair(output_size, "output_size", 1)
+    return int_pair("output_size", output_size, minimum=1, where=op, allow_single=True)
 
 
 def adaptive_max_pool2d(input, output_size, return_indices=False):

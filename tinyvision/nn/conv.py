@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .. import functional as F
+from .._args import int_pair
 from . import init
 from .module import Module, Parameter
 
@@ -30,15 +31,6 @@ def _int(name, value, minimum):
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
-
-
-def _pair(name, value, minimum=0):
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be an int or a pair, got {value!r}")
-        return tuple(_int(name, v, minimum) for v in value)
-    v = _int(name, value, minimum)
-    return v, v
 
 
 class _ConvNd(Module):
@@ -110,9 +102,9 @@ class Conv2d(_ConvNd):
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = _pair("kernel_size", kernel_size, 1)
-        self.stride = _pair("stride", stride, 1)
-        self.dilation = _pair("dilation", dilation, 1)
+        self.kernel_size = int_pair("kernel_size", kernel_size, minimum=1, where=type(self).__name__)
+        self.stride = int_pair("stride", stride, minimum=1, where=type(self).__name__)
+        self.dilation = int_pair("dilation", dilation, minimum=1, where=type(self).__name__)
         if isinstance(padding, str):
             if padding not in ("valid", "same"):
                 raise ValueError(f"padding must be an int, a pair, 'valid' or 'same'; got {padding!r}")
@@ -120,7 +112,7 @@ class Conv2d(_ConvNd):
                 raise ValueError("padding='same' is not supported for strided convolutions")
             self.padding = padding
         else:
-            self.padding = _pair("padding", padding)
+            self.padding = int_pair("padding", padding, minimum=0, where=type(self).__name__)
         self.groups = int(groups)
         self.padding_mode = padding_mode
         self._make_parameters((out_channels, in_channels // groups) + self.kernel_size, out_channels, bias, dtype)
@@ -167,11 +159,11 @@ class ConvTranspose2d(_ConvNd):
         if padding_mode != "zeros":
             raise ValueError(f"only 'zeros' padding_mode is supported for ConvTranspose2d (as PyTorch), got {padding_mode!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = _pair("kernel_size", kernel_size, 1)
-        self.stride = _pair("stride", stride, 1)
-        self.padding = _pair("padding", padding)
-        self.output_padding = _pair("output_padding", output_padding)
-        self.dilation = _pair("dilation", dilation, 1)
+        self.kernel_size = int_pair("kernel_size", kernel_size, minimum=1, where=type(self).__name__)
+        self.stride = int_pair("stride", stride, minimum=1, where=type(self).__name__)
+        self.padding = int_pair("padding", padding, minimum=0, where=type(self).__name__)
+        self.output_padding = int_pair("output_padding", output_padding, minimum=0, where=type(self).__name__)
+        self.dilation = int_pair("dilation", dilation, minimum=1, where=type(self).__name__)
         self.groups = int(groups)
         self.padding_mode = padding_mode
         self._make_parameters((in_channels, out_channels // groups) + self.kernel_size, out_channels, bias, dtype)
