@@ -38,3 +38,11 @@ def test_the_public_callers_use_it():
     with pytest.raises(ValueError, match="ConvTranspose2d: stride must be >= 1, got 0"):
         tv.nn.ConvTranspose2d(2, 2, 2, stride=0)
     assert F.max_pool2d(tv.tensor(x), (2,)).shape == (1, 2, 3, 3)  # a 1-tuple, as PyTorch's pooling
+
+
+def test_docstring_example():
+    import doctest
+
+    import tinyvision._args as args
+
+    assert doctest.testmod(args).failed == 0

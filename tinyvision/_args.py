@@ -28,16 +28,17 @@ def int_pair(name, value, *, minimum=None, where=None, allow_single=False):
     ((2, 2), (1, 0))
     """
     prefix = f"{where}: " if where else ""
-    single = _as_int(value)
-    if single is not None:
-        pair = (single, single)
-    elif isinstance(value, (tuple, list)) and (len(value) == 2 or (allow_single and len(value) == 1)):
-        pair = tuple(_as_int(v) for v in value) * (3 - len(value))
-        if None in pair:
-            pair = None
+    if isinstance(value, (tuple, list)):
+        if len(value) == 1 and allow_single:
+            value_hw = (value[0], value[0])
+        elif len(value) == 2:
+            value_hw = tuple(value)
+        else:
+            value_hw = (None, None)
     else:
-        pair = None
-    if pair is None:
+        value_hw = (value, value)
+    pair = tuple(_as_int(v) for v in value_hw)
+    if None in pair:
         raise TypeError(f"{prefix}{name} must be an integer or a pair of integers, got {value!r}")
     if minimum is not None and min(pair) < minimum:
         raise ValueError(f"{prefix}{name} must be >= {minimum}, got {value!r}")

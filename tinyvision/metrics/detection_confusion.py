@@ -73,7 +73,7 @@ def detection_confusion_matrix(preds, targets, num_classes, iou_threshold=0.5,
         gt_match = np.full(len(gb), -1)               # detection index, -1 = unmatched
         det_match = np.full(len(db), -1)              # gt index, -1 = unmatched
         if len(db) and len(gb):
-            iou = box_iou(db, gb)                     # (N, G)
+            iou = box_iou(np.ascontiguousarray(db), np.ascontiguousarray(gb))  # (N, G)
             for d in range(len(db)):                  # greedy: sequential by nature
                 cand = np.where(gt_match < 0, iou[d], -1.0)
                 g = int(np.argmax(cand))

@@ -141,7 +141,7 @@ def _best(images, max_detections, class_aware):
         if len(db) == 0 or len(gb) == 0:
             b = np.zeros(len(gb))
         else:
-            iou = box_iou(gb, db)                        # (G, N), the one box-IoU kernel
+            iou = box_iou(np.ascontiguousarray(gb), np.ascontiguousarray(db))  # (G, N), the one box-IoU kernel
             if class_aware:
                 iou = np.where(gl[:, None] == dl[keep][None, :], iou, 0.0)
             b = iou.max(axis=1)

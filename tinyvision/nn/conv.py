@@ -102,9 +102,10 @@ class Conv2d(_ConvNd):
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = int_pair("kernel_size", kernel_size, minimum=1, where=type(self).__name__)
-        self.stride = int_pair("stride", stride, minimum=1, where=type(self).__name__)
-        self.dilation = int_pair("dilation", dilation, minimum=1, where=type(self).__name__)
+        where = type(self).__name__  # errors name the layer
+        self.kernel_size = int_pair("kernel_size", kernel_size, minimum=1, where=where)
+        self.stride = int_pair("stride", stride, minimum=1, where=where)
+        self.dilation = int_pair("dilation", dilation, minimum=1, where=where)
         if isinstance(padding, str):
             if padding not in ("valid", "same"):
                 raise ValueError(f"padding must be an int, a pair, 'valid' or 'same'; got {padding!r}")
@@ -112,7 +113,7 @@ class Conv2d(_ConvNd):
                 raise ValueError("padding='same' is not supported for strided convolutions")
             self.padding = padding
         else:
-            self.padding = int_pair("padding", padding, minimum=0, where=type(self).__name__)
+            self.padding = int_pair("padding", padding, minimum=0, where=where)
         self.groups = int(groups)
         self.padding_mode = padding_mode
         self._make_parameters((out_channels, in_channels // groups) + self.kernel_size, out_channels, bias, dtype)
@@ -159,11 +160,12 @@ class ConvTranspose2d(_ConvNd):
         if padding_mode != "zeros":
             raise ValueError(f"only 'zeros' padding_mode is supported for ConvTranspose2d (as PyTorch), got {padding_mode!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = int_pair("kernel_size", kernel_size, minimum=1, where=type(self).__name__)
-        self.stride = int_pair("stride", stride, minimum=1, where=type(self).__name__)
-        self.padding = int_pair("padding", padding, minimum=0, where=type(self).__name__)
-        self.output_padding = int_pair("output_padding", output_padding, minimum=0, where=type(self).__name__)
-        self.dilation = int_pair("dilation", dilation, minimum=1, where=type(self).__name__)
+        where = type(self).__name__  # errors name the layer
+        self.kernel_size = int_pair("kernel_size", kernel_size, minimum=1, where=where)
+        self.stride = int_pair("stride", stride, minimum=1, where=where)
+        self.padding = int_pair("padding", padding, minimum=0, where=where)
+        self.output_padding = int_pair("output_padding", output_padding, minimum=0, where=where)
+        self.dilation = int_pair("dilation", dilation, minimum=1, where=where)
         self.groups = int(groups)
         self.padding_mode = padding_mode
         self._make_parameters((in_channels, out_channels // groups) + self.kernel_size, out_channels, bias, dtype)
