@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import weakref
 
 import numpy as np
 import pytest
@@ -501,3 +502,20 @@ def test_deep_graph_kept_alive_then_freed():
         y = F.tanh(y)
     del y  # dropped before any backward
     gc.collect()
+
+
+@pytest.mark.parametrize("op", [F.relu, F.sigmoid, F.tanh, lambda t: F.softmax(t, dim=1), lambda t: t.exp()],
+                         ids=["relu", "sigmoid", "tanh", "softmax", "exp"])
+def test_a_graph_dropped_before_backward_is_freed_without_the_cyclic_collector(op):
+    # An op that saves its own output for backward must not hold that output Tensor (a cycle
+    # output -> grad_fn -> output): dropping the graph frees its arrays at once, as in PyTorch,
+    # not at the next collection (a forward-only loop would otherwise pile up its outputs).
+    x = leaf(np.ones((2, 3)))
+    gc.disable()
+    try:
+        y = op(x)
+        ref, fn = weakref.ref(y), weakref.ref(y.grad_fn)
+        del y
+        assert ref() is None and fn() is None
+    finally:
+        gc.enable()

@@ -909,10 +909,13 @@ class Function:
             self._freed = False
             # Remember the version of every tensor whose storage a saved array uses (the array
             # itself or a view of it), to catch in-place edits before backward reads stale values.
-            # (Saved outputs are kept by strong reference here; other outputs only weakly.)
+            # Kept: the storage's version counter (shared by the tensor and its views), not the
+            # tensor itself; an output held here would make a reference cycle (output -> grad_fn
+            # -> output) that only the cyclic collector frees, so a graph that never runs
+            # backward would keep its arrays alive until a collection.
             saved = [s for s in self.saved if _is_array(s)]
             self._saved_versions = [
-                (t, t._version)
+                (t._vc, t._version, tuple(t.shape))
                 for t in list(self.inputs) + outputs
                 if t is not None and any(_may_share_memory(s, t.data) for s in saved)
             ]
@@ -922,11 +925,11 @@ class Function:
 
     # ---- helpers used by the backward pass ------------------------------------------------
     def _check_saved_versions(self):
-        for t, v in self._saved_versions:
-            if t._version != v:
+        for vc, v, shape in self._saved_versions:
+            if vc[0] != v:
                 raise GradientError(
-                    f"{type(self).__name__}.backward needs a tensor of shape {t.shape} that was "
-                    f"modified in place after it was used (version {v} then, {t._version} now); "
+                    f"{type(self).__name__}.backward needs a tensor of shape {shape} that was "
+                    f"modified in place after it was used (version {v} then, {vc[0]} now); "
                     "use an out-of-place operation or .clone() before modifying"
                 )
 

@@ -50,17 +50,24 @@ def relu_backward_reference(gy, y):
 # ======================================================================================
 # Fast kernels: the same loops over index ranges, the ranges shared by the threads
 # ======================================================================================
+# Each range kernel slices its range first and loops from 0 over the slices: a loop
+# `for i in range(i0, i1)` that indexes the full arrays compiles to scalar code (Numba cannot
+# rule out negative indices, so every access keeps its wraparound branch), 7x slower for the
+# forward and 30x for the backward (measured, 786k float32 values: 1.1 -> 0.15 ms, 6.1 -> 0.2 ms).
 @njit(cache=True, nogil=True)
 def _relu_forward_range(x, y, i0, i1):
-    for i in range(i0, i1):
-        v = x[i]
-        y[i] = 0.0 if v <= 0 else v
+    xs, ys = x[i0:i1], y[i0:i1]
+    for i in range(xs.shape[0]):
+        v = xs[i]
+        ys[i] = 0.0 if v <= 0 else v
 
 
 @njit(cache=True, nogil=True)
 def _relu_backward_range(gy, y, gx, i0, i1):
-    for i in range(i0, i1):
-        gx[i] = 0.0 if y[i] <= 0 else gy[i]
+    gs, ys, out = gy[i0:i1], y[i0:i1], gx[i0:i1]
+    for i in range(out.shape[0]):
+        g = gs[i]  # read on both branches, so the branch becomes a vector select
+        out[i] = 0.0 if ys[i] <= 0 else g
 
 
 # Memory-bound: one thread below PARALLEL_MIN_SIZE elements, above it chunks claimed in turn by
