@@ -1,10 +1,11 @@
-"""Bounds-check cases for the box kernels: NMS (greedy and grid paths, batched), box IoU
+"""Bounds-check cases for the box kernels: NMS (greedy and grid paths, batched, the reference), box IoU
 (parallel kernel and its serial twin) and the COCO matcher/accumulator (see boundscheck_runner.py).
 Inputs are seeded and awkward on purpose: ties, duplicates, zero-area boxes, empty categories,
 crowd ground truths, images with no detections."""
 import numpy as np
 
 from tinyvision.kernels.cpu import boxes as KB
+from tinyvision.kernels.cpu import nms as KN
 from tinyvision.metrics import COCOEvaluator
 from tinyvision.metrics._coco_synth import synthetic_coco
 from tinyvision.ops import batched_nms, nms
@@ -47,6 +48,7 @@ def boundscheck_cases():
         ("nms-greedy", lambda: nms(small, s_small, 0.5)),
         ("nms-grid", lambda: nms(big, s_big, 0.3)),
         ("batched-nms", lambda: batched_nms(big, s_big, idxs, 0.5)),
+        ("nms-sorted-reference", lambda: KN.nms_sorted_reference(*(np.ascontiguousarray(big[:, k]) for k in range(4)), 0.3)),
         ("box-iou-kernel", iou_parallel),
         ("box-iou-kernel-serial", iou_serial),
         ("coco-match-accumulate", coco),

@@ -50,7 +50,7 @@ def test_max_pool_kernels_agree(config, seed):
     rng = np.random.default_rng(seed)
     x = sample(shape, dtype, rng)
     out, tab = tables(shape, k, s, p, d, ceil_mode)
-    y_ref, i_ref = cpu_pool.max_pool2d_reference(x, k, s, p, d, out)
+    y_ref, i_ref = cpu_pool.max_pool2d_definition(x, k, s, p, d, out)
     y_fast, i_fast = cpu_pool.max_pool2d_forward(x, *tab, *d)
     y_gat, i_gat = gather_pool.max_pool2d_forward(x, *tab, *d)
     ty, ti = TF.max_pool2d(torch.tensor(x), k, s, p, d, ceil_mode=ceil_mode, return_indices=True)
@@ -59,7 +59,7 @@ def test_max_pool_kernels_agree(config, seed):
         np.testing.assert_array_equal(y, ty.numpy())
         np.testing.assert_array_equal(i, ti.numpy())
     gy = rng.standard_normal(y_ref.shape).astype(dtype)
-    g_ref = cpu_pool.max_pool2d_backward_reference(gy, i_ref, shape)
+    g_ref = cpu_pool.max_pool2d_backward_reference(gy, i_ref, *shape[2:])
     g_fast = cpu_pool.max_pool2d_backward(gy, i_fast, *shape[2:])
     g_gat = gather_pool.max_pool2d_backward(gy, i_gat, *shape[2:])
     tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
@@ -80,7 +80,7 @@ def test_avg_pool_kernels_agree(config, count_include_pad, seed):
     fn = y.grad_fn
     tab, divisor = fn.tables, fn.divisor
     out = y.shape[2:]
-    y_ref = cpu_pool.avg_pool2d_reference(x, k, s, p, out, count_include_pad)
+    y_ref = cpu_pool.avg_pool2d_definition(x, k, s, p, out, count_include_pad)
     y_fast = cpu_pool.avg_pool2d_forward(x, *tab, divisor)
     y_gat = gather_pool.avg_pool2d_forward(x, *tab, divisor)
     ty = TF.avg_pool2d(torch.tensor(x), k, s, p, ceil_mode=ceil_mode, count_include_pad=count_include_pad)
@@ -89,7 +89,7 @@ def test_avg_pool_kernels_agree(config, count_include_pad, seed):
         assert yy.dtype == dtype
         np.testing.assert_allclose(yy, ty.numpy(), **tol)
     gy = rng.standard_normal(out).astype(dtype) * np.ones(shape[:2] + tuple(out), dtype=dtype)
-    g_ref = cpu_pool.avg_pool2d_backward_reference(gy, shape, k, s, p, count_include_pad)
+    g_ref = cpu_pool.avg_pool2d_backward_definition(gy, shape, k, s, p, count_include_pad)
     g_fast = cpu_pool.avg_pool2d_backward(gy, *tab, divisor, *shape[2:])
     g_gat = gather_pool.avg_pool2d_backward(gy, *tab, divisor, *shape[2:])
     np.testing.assert_allclose(g_fast, g_ref, **tol)
@@ -102,13 +102,13 @@ def test_adaptive_kernels_agree_with_reference(H, W, OH, OW, seed):
     rng = np.random.default_rng(seed)
     x = sample((2, 2, H, W), np.float64, rng)
     tab = P._adaptive_windows(H, OH) + P._adaptive_windows(W, OW)
-    y_ref, i_ref = cpu_pool.adaptive_max_pool2d_reference(x, (OH, OW))
+    y_ref, i_ref = cpu_pool.adaptive_max_pool2d_definition(x, (OH, OW))
     for kernels in (cpu_pool, gather_pool):
         y, i = kernels.max_pool2d_forward(x, *tab)
         np.testing.assert_array_equal(y, y_ref)
         np.testing.assert_array_equal(i, i_ref)
     divisor = np.outer(tab[1], tab[3]).astype(np.float64)
-    a_ref = cpu_pool.adaptive_avg_pool2d_reference(x, (OH, OW))
+    a_ref = cpu_pool.adaptive_avg_pool2d_definition(x, (OH, OW))
     for kernels in (cpu_pool, gather_pool):
         np.testing.assert_allclose(kernels.avg_pool2d_forward(x, *tab, divisor), a_ref, rtol=1e-12, atol=1e-12)
 

@@ -14,8 +14,9 @@ left padding, never entirely in the right padding. Valid arguments (else ValueEr
 before any kernel runs): PH <= KH // 2 (integer division: PyTorch's "pad should be at most
 half of kernel size"), OH >= 1 (the kernel must fit the padded input).
 
-Every op here is one :class:`Function` whose forward and backward call a kernel from
-``tinyvision.kernels`` (Numba on the CPU, CuPy on the GPU) through *window tables*: for each
+Every op here is one :class:`Function` whose forward and backward call a kernel chosen by
+``tinyvision.kernels.dispatch.kernel("pool", ...)`` (Numba on the CPU, CuPy on the GPU, or the
+plain-loop reference under ``use_impl("reference")``) through *window tables*: for each
 output row the first in-bounds input row and the number of in-bounds rows of its window,
 and likewise for columns. Padding is never materialised: max pooling skips padded
 positions (as if they held -inf), average pooling counts them in the divisor only.
@@ -26,7 +27,7 @@ import numpy as np
 
 from .._args import int_pair
 from ..autograd import Function, Tensor
-from ..backend import get_array_module
+from ..kernels.dispatch import kernel
 
 __all__ = [
     "max_pool2d",
@@ -147,17 +148,6 @@ def _adaptive_windows(size, out):
 
 
 # --------------------------------------------------------------------------------------
-# The single dispatch point: NumPy arrays -> Numba kernels, CuPy arrays -> CuPy kernels
-# --------------------------------------------------------------------------------------
-def _pool_kernels(x):
-    if get_array_module(x) is np:
-        from ..kernels.cpu import pool
-    else:
-        from ..kernels.gpu import pool
-    return pool
-
-
-# --------------------------------------------------------------------------------------
 # Functions
 # --------------------------------------------------------------------------------------
 class MaxPool2dFunction(Function):
@@ -188,13 +178,13 @@ class MaxPool2dFunction(Function):
 
     def forward(self, x):
         self.input_hw = x.shape[2:]
-        y, indices = _pool_kernels(x).max_pool2d_forward(x, *self.tables, *self.dilation)
+        y, indices = kernel("pool", "max_pool2d_forward", x)(x, *self.tables, *self.dilation)
         self.save_for_backward(indices)
         return y, indices
 
     def backward(self, gy, gindices):
         (indices,) = self.saved
-        return _pool_kernels(gy).max_pool2d_backward(gy, indices, *self.input_hw)
+        return kernel("pool", "max_pool2d_backward", gy)(gy, indices, *self.input_hw)
 
 
 class AvgPool2dFunction(Function):
@@ -216,10 +206,10 @@ class AvgPool2dFunction(Function):
 
     def forward(self, x):
         self.input_hw = x.shape[2:]
-        return _pool_kernels(x).avg_pool2d_forward(x, *self.tables, self.divisor)
+        return kernel("pool", "avg_pool2d_forward", x)(x, *self.tables, self.divisor)
 
     def backward(self, gy):
-        return _pool_kernels(gy).avg_pool2d_backward(gy, *self.tables, self.divisor, *self.input_hw)
+        return kernel("pool", "avg_pool2d_backward", gy)(gy, *self.tables, self.divisor, *self.input_hw)
 
 
 # --------------------------------------------------------------------------------------

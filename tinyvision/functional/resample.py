@@ -27,6 +27,7 @@ import numpy as np
 
 from ..autograd import Function, Tensor
 from ..backend import get_array_module
+from ..kernels.dispatch import kernel
 
 __all__ = ["interpolate", "Resample2dFunction"]
 
@@ -54,13 +55,17 @@ class Resample2dFunction(Function):
         gx[n,c,a,b] = sum_{o,p} Ah[o,a] gy[n,c,o,p] Aw[p,b],   i.e.  gx = Ah^T @ gy @ Aw
 
     a scatter of each gy[o, p] over the taps (``kernels/cpu/resample.py``, Numba) on the CPU,
-    two dense matrix products on the GPU; a source pixel read by several outputs
+    two dense matrix products on the GPU (``kernels/gpu/resample.py``), both chosen by
+    ``kernels/dispatch.py``; a source pixel read by several outputs
     (upsampling) collects all their gradients.
     """
 
     def __init__(self, h_taps, w_taps, in_hw):
         self.h_taps, self.w_taps = h_taps, w_taps
         self.in_hw = in_hw
+        # The taps as the kernels take them: (index (T, OH), weight (T, OH)), likewise columns.
+        self.h_table = tuple(np.stack(a) for a in zip(*h_taps))
+        self.w_table = tuple(np.stack(a) for a in zip(*w_taps))
 
     @staticmethod
     def _matrix(xp, taps, out_size, in_size, dtype):
@@ -71,32 +76,20 @@ class Resample2dFunction(Function):
         return xp.asarray(A.astype(dtype))
 
     def forward(self, x):
-        if get_array_module(x) is np:  # the same two passes as a Numba kernel, no temporaries
-            from ..kernels.cpu.resample import resample2d_forward
-
-            h_index, h_weight = (np.stack(a) for a in zip(*self.h_taps))  # (T, OH)
-            w_index, w_weight = (np.stack(a) for a in zip(*self.w_taps))  # (S, OW)
-            return resample2d_forward(x, h_index, h_weight, w_index, w_weight)
-        return resample_gather(x, self.h_taps, self.w_taps)
+        # One kernel per device (kernels/dispatch.py): Numba on the CPU, gathers on the GPU.
+        return kernel("resample", "resample2d_forward", x)(x, *self.h_table, *self.w_table)
 
     def backward(self, gy):
-        xp = get_array_module(gy)
+        # gx = Ah^T gy Aw: a Numba scatter over the taps on the CPU, O(N C OH OW); two dense
+        # matrix products on the GPU.
         H, W = self.in_hw
-        OH, OW = gy.shape[2:]
-        if xp is np:  # a Numba scatter over the taps: O(N C OH OW)
-            from ..kernels.cpu.resample import resample2d_backward
-
-            h_index, h_weight = (np.stack(a) for a in zip(*self.h_taps))  # (T, OH)
-            w_index, w_weight = (np.stack(a) for a in zip(*self.w_taps))  # (S, OW)
-            return resample2d_backward(gy, h_index, h_weight, w_index, w_weight, H, W)
-        Ah = self._matrix(xp, self.h_taps, OH, H, gy.dtype)  # (OH, H)
-        Aw = self._matrix(xp, self.w_taps, OW, W, gy.dtype)  # (OW, W)
-        return xp.matmul(xp.matmul(Ah.T, gy), Aw)  # (H, OH) @ (N, C, OH, OW) @ (OW, W)
+        return kernel("resample", "resample2d_backward", gy)(gy, *self.h_table, *self.w_table, H, W)
 
 
 def resample_gather(x, h_taps, w_taps):
-    """The forward y = Ah x Aw^T as two gathers over the taps, columns first (array code: the
-    GPU path, and the readable version of the CPU kernel, which it equals bit for bit)."""
+    """The forward y = Ah x Aw^T as two gathers over the taps (lists of (index, weight)), columns
+    first: array code on any device, for callers that hold taps as lists (data transforms).
+    Equals the CPU and GPU kernels bit for bit."""
     xp = get_array_module(x)
     u = None
     for index, weight in w_taps:        # u[n,c,h,q] = sum_s w_weight[s,q] x[n,c,h,w_index[s,q]]

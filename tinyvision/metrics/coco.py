@@ -96,7 +96,7 @@ import sys
 
 import numpy as np
 
-from ..kernels.cpu.coco import coco_accumulate, coco_match
+from ..kernels.dispatch import kernel
 from ._coco_io import COCOFormatError, GroundTruth, integral_ids, load_detections, validate_detections
 
 __all__ = ["COCOEvaluator", "COCOEvalResult", "Params", "COCOFormatError", "STAT_NAMES"]
@@ -544,6 +544,7 @@ def _evaluate_arrays(gt, dets, keep, p, img_ids, area_rng, mode):
     dt_end = np.append(dt_start[1:], dt_key.size).astype(np.int64)
     gt_start = np.searchsorted(gt_key, keys, side="left").astype(np.int64)
     gt_end = np.searchsorted(gt_key, keys, side="right").astype(np.int64)
+    coco_match = kernel("coco", "coco_match", dt_area)   # the Numba kernel (kernels/dispatch.py)
     state = coco_match(dt_start.astype(np.int64), dt_end, gt_start, gt_end,
                        np.ascontiguousarray(dt_box), dt_area, np.ascontiguousarray(gt_box),
                        gt_area, gt_crowd, gt_counts, np.ascontiguousarray(area_rng), iou_thrs)
@@ -563,5 +564,6 @@ def _evaluate_arrays(gt, dets, keep, p, img_ids, area_rng, mode):
     cat_end = np.searchsorted(acc_cat, np.arange(n_cat), side="right").astype(np.int64)
     state_acc = np.ascontiguousarray(state[:, :, acc])
     max_dets = np.asarray(p.maxDets, dtype=np.int64)
+    coco_accumulate = kernel("coco", "coco_accumulate", state_acc)
     return coco_accumulate(cat_start, cat_end, rank[acc].astype(np.int64), d_score[acc],
                            state_acc, n_pos, p.recThrs, max_dets, mode == "pycocotools")

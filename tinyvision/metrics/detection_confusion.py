@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.cpu.boxes import box_iou  # boxes checked by recall._images: finite, x1 <= x2, y1 <= y2
+from ..kernels.dispatch import kernel  # box IoU: boxes checked by recall._images: finite, x1 <= x2, y1 <= y2
 from .recall import _images
 
 __all__ = ["detection_confusion_matrix"]
@@ -73,7 +73,8 @@ def detection_confusion_matrix(preds, targets, num_classes, iou_threshold=0.5,
         gt_match = np.full(len(gb), -1)               # detection index, -1 = unmatched
         det_match = np.full(len(db), -1)              # gt index, -1 = unmatched
         if len(db) and len(gb):
-            iou = box_iou(np.ascontiguousarray(db), np.ascontiguousarray(gb))  # (N, G)
+            db_c, gb_c = np.ascontiguousarray(db), np.ascontiguousarray(gb)
+            iou = kernel("boxes", "box_iou", db_c, gb_c)(db_c, gb_c)  # (N, G)
             for d in range(len(db)):                  # greedy: sequential by nature
                 cand = np.where(gt_match < 0, iou[d], -1.0)
                 g = int(np.argmax(cand))

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.cpu.boxes import box_iou  # boxes checked here: finite, x1 <= x2, y1 <= y2
+from ..kernels.dispatch import kernel  # box IoU: boxes checked here: finite, x1 <= x2, y1 <= y2
 from .classification import _as_numpy
 
 __all__ = ["best_overlaps", "recall_iou_curve", "average_recall", "mean_average_recall"]
@@ -141,7 +141,8 @@ def _best(images, max_detections, class_aware):
         if len(db) == 0 or len(gb) == 0:
             b = np.zeros(len(gb))
         else:
-            iou = box_iou(np.ascontiguousarray(gb), np.ascontiguousarray(db))  # (G, N), the one box-IoU kernel
+            gb_c, db_c = np.ascontiguousarray(gb), np.ascontiguousarray(db)
+            iou = kernel("boxes", "box_iou", gb_c, db_c)(gb_c, db_c)  # (G, N), the one box-IoU kernel
             if class_aware:
                 iou = np.where(gl[:, None] == dl[keep][None, :], iou, 0.0)
             b = iou.max(axis=1)

@@ -24,14 +24,16 @@ Conventions
 * Boxes with x2 < x1 or y2 < y1 are *not* refused by box_iou / generalized_box_iou: like
   torchvision, the formula is evaluated as written (their "area" is negative). ``nms`` refuses them.
 * NaN or inf coordinates are refused (ValueError) by box_iou and generalized_box_iou.
-* Every function runs on CuPy arrays too (``xp = get_array_module(...)``); box_iou on NumPy
-  float32/float64 uses a parallel Numba kernel, elsewhere the same formula in array form.
+* Every function runs on CuPy arrays too (``xp = get_array_module(...)``); box_iou on
+  float32/float64 runs the box-IoU kernel of ``kernels/dispatch.py`` (Numba on the CPU, array
+  code on the GPU); integer and float16 boxes the same formula in array form.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..backend import get_array_module
+from ..kernels.dispatch import kernel
 from ._utils import check_boxes, check_finite, float_for_ratio, unwrap, upcast, wrap
 
 __all__ = [
@@ -239,11 +241,9 @@ def box_iou(boxes1, boxes2):
     array([[0.14285714, 1.        ]])
     """
     xp, b1, b2, as_tensor = _prepare_pair(boxes1, boxes2, upcast_floats=False)
-    if xp is np and b1.dtype in (np.float32, np.float64):
-        from ..kernels.cpu import boxes as cpu_boxes
-
-        out = cpu_boxes.box_iou(np.ascontiguousarray(b1), np.ascontiguousarray(b2))
-        return wrap(out, as_tensor)
+    if b1.dtype in (np.float32, np.float64):  # the kernel (kernels/dispatch.py): Numba or CuPy
+        b1, b2 = xp.ascontiguousarray(b1), xp.ascontiguousarray(b2)
+        return wrap(kernel("boxes", "box_iou", b1, b2)(b1, b2), as_tensor)
     inter, union = _inter_union(xp, b1, b2)
     return wrap(_ratio_zero_on_zero(xp, inter, union), as_tensor)
 
@@ -397,12 +397,15 @@ def remove_small_boxes(boxes, min_size: float):
 # The plain-loop reference (for learners and for the tests)
 # ----------------------------------------------------------------------------------------
 def box_iou_reference(boxes1, boxes2):
-    """box_iou written as two Python loops over NumPy scalars of the boxes' dtype.
+    """box_iou written as two Python loops over NumPy scalars of the boxes' dtype
+    (``kernels/cpu/boxes.py::box_iou_reference``, after the same checks as box_iou).
 
     Slow; it exists to be read and to check the fast kernel. Same arithmetic (in the same
     dtype and order) as :func:`box_iou`, with the same 0-where-U-is-0 convention (float16
     boxes are widened first here, so they may differ from box_iou in the last bit).
     """
+    from ..kernels.cpu.boxes import box_iou_reference as loops
+
     b1 = np.asarray(boxes1)
     b2 = np.asarray(boxes2)
     check_boxes(b1, "boxes1")
@@ -410,19 +413,4 @@ def box_iou_reference(boxes1, boxes2):
     dt = _pair_dtype(b1, b2)
     if dt.kind != "f":
         raise TypeError("box_iou_reference takes float boxes")
-    b1 = upcast(b1.astype(dt))
-    b2 = upcast(b2.astype(dt))
-    zero = b1.dtype.type(0)
-    out = np.zeros((len(b1), len(b2)), dtype=b1.dtype)
-    for i in range(len(b1)):
-        ax1, ay1, ax2, ay2 = b1[i]
-        area_a = (ax2 - ax1) * (ay2 - ay1)
-        for j in range(len(b2)):
-            bx1, by1, bx2, by2 = b2[j]
-            area_b = (bx2 - bx1) * (by2 - by1)
-            w = max(min(ax2, bx2) - max(ax1, bx1), zero)  # overlap width, 0 if disjoint
-            h = max(min(ay2, by2) - max(ay1, by1), zero)
-            inter = w * h
-            union = area_a + area_b - inter
-            out[i, j] = inter / union if union != zero else zero
-    return out
+    return loops(upcast(b1.astype(dt)), upcast(b2.astype(dt)))

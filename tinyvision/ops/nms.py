@@ -30,7 +30,9 @@ are filed in a uniform grid by their top-left corner, and a candidate is compare
 kept boxes in the window of cells where a box able to suppress it can lie (bounds from IoU > t,
 derived in the kernel's docstring), stopping at the first that suppresses it. For a negative
 threshold (every pair suppresses) and small inputs, the textbook O(N * kept) loop
-(``nms_sorted_greedy``). Tests check all three agree.
+(``nms_sorted_greedy``). Tests check all three agree. The kernel is chosen in
+``kernels/dispatch.py`` (``kernel("nms", "nms_sorted", ...)``); under
+``use_impl("reference")`` the compiled textbook rule ``nms_sorted_reference`` runs instead.
 """
 from __future__ import annotations
 
@@ -40,12 +42,11 @@ from typing import NamedTuple
 import numpy as np
 
 from ..backend import get_array_module, to_device
+from ..kernels.dispatch import kernel
 from ._utils import check_boxes, check_finite, check_ordered, check_real, unwrap, wrap
 
 __all__ = ["nms", "batched_nms", "nms_trace", "NMSTrace", "NMSStep", "nms_reference", "batched_nms_reference",
            "nms_numpy_greedy"]
-
-_GRID_MIN_N = 64  # below this the plain greedy loop is as fast as the grid
 
 
 def _check_threshold(iou_threshold):
@@ -131,19 +132,13 @@ def nms(boxes, scores, iou_threshold: float):
     >>> nms(boxes, np.array([0.9, 0.8, 0.7]), 0.5)
     array([0, 2])
     """
-    from ..kernels.cpu.nms import nms_sorted_greedy, nms_sorted_grid
-
     b, s, _, thr, xp, as_tensor = _prepare(boxes, scores, iou_threshold)
     n = b.shape[0]
     if n == 0:
         return _give_back(np.empty(0, dtype=np.int64), xp, as_tensor)
     order = np.argsort(-s, kind="stable")  # decreasing score; ties: lower index first
     x1, y1, x2, y2 = _columns(b, order)
-    keep = np.zeros(n, dtype=np.uint8)
-    if thr >= 0.0 and n > _GRID_MIN_N:
-        nms_sorted_grid(x1, y1, x2, y2, thr, keep)
-    else:
-        nms_sorted_greedy(x1, y1, x2, y2, thr, keep)
+    keep = kernel("nms", "nms_sorted", x1)(x1, y1, x2, y2, thr)  # uint8 (n,), kernels/dispatch.py
     return _give_back(order[keep.view(bool)], xp, as_tensor)
 
 
@@ -172,8 +167,6 @@ def batched_nms(boxes, scores, idxs, iou_threshold: float):
     >>> batched_nms(boxes, np.array([0.9, 0.8, 0.7]), np.array([0, 0, 1]), 0.5)
     array([0, 2])
     """
-    from ..kernels.cpu.nms import batched_nms_sorted
-
     if idxs is None:
         raise TypeError("batched_nms: idxs (the category of each box, shape (N,)) is required, got None; "
                         "use nms() for class-agnostic suppression")
@@ -187,8 +180,7 @@ def batched_nms(boxes, scores, idxs, iou_threshold: float):
     grouped = i[order]
     starts = np.flatnonzero(np.concatenate(([True], grouped[1:] != grouped[:-1], [True]))).astype(np.int64)
     x1, y1, x2, y2 = _columns(b, order)
-    keep = np.zeros(n, dtype=np.uint8)
-    batched_nms_sorted(x1, y1, x2, y2, starts, thr, thr >= 0.0, keep)
+    keep = kernel("nms", "batched_nms_grouped", x1)(x1, y1, x2, y2, starts, thr)  # uint8 (n,)
     kept = np.sort(order[keep.view(bool)])                  # kept indices, increasing
     merged = kept[np.argsort(-s[kept], kind="stable")]      # by decreasing score, ties by index
     return _give_back(merged, xp, as_tensor)

@@ -1,4 +1,5 @@
-"""Numba kernels for the pairwise IoU matrix of two sets of (x1, y1, x2, y2) boxes.
+"""The pairwise IoU matrix of two sets of (x1, y1, x2, y2) boxes: a plain-loop reference, then
+the fast Numba kernel with the same signature (``box_iou``, chosen by ``kernels/dispatch.py``).
 
 Same operations, in the same order and dtype, as torchvision's ``box_iou``::
 
@@ -9,16 +10,37 @@ Same operations, in the same order and dtype, as torchvision's ``box_iou``::
 except one documented convention: where union == 0 (two zero-area boxes) the IoU is 0, where
 torchvision gives 0 / 0 = NaN. Each output element is written once.
 
-Two entry points with one row routine: ``box_iou_kernel`` runs the rows in parallel (``prange``
-over i: the rows are independent outputs) and ``box_iou_kernel_serial`` in one thread — for
-all but very large matrices, where starting the thread pool costs more than the work.
+Two compiled entry points with one row routine, picked by ``box_iou``: ``box_iou_kernel`` runs
+the rows in parallel (``prange`` over i: the rows are independent outputs) and
+``box_iou_kernel_serial`` in one thread — for all but very large matrices, where starting the
+thread pool costs more than the work.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["box_iou_kernel", "box_iou_kernel_serial", "box_iou"]
+__all__ = ["box_iou_reference", "box_iou", "box_iou_kernel", "box_iou_kernel_serial"]
+
+
+def box_iou_reference(boxes1, boxes2):
+    """IoU[i, j] by two plain loops over NumPy scalars of the boxes' dtype (float32/float64):
+    the formula above, in the same order, with IoU = 0 where the union is 0."""
+    zero = boxes1.dtype.type(0)
+    out = np.zeros((len(boxes1), len(boxes2)), dtype=boxes1.dtype)
+    for i in range(len(boxes1)):
+        ax1, ay1, ax2, ay2 = boxes1[i]
+        area_a = (ax2 - ax1) * (ay2 - ay1)
+        for j in range(len(boxes2)):
+            bx1, by1, bx2, by2 = boxes2[j]
+            area_b = (bx2 - bx1) * (by2 - by1)
+            w = max(min(ax2, bx2) - max(ax1, bx1), zero)  # overlap width, 0 if disjoint
+            h = max(min(ay2, by2) - max(ay1, by1), zero)
+            inter = w * h
+            union = area_a + area_b - inter
+            out[i, j] = inter / union if union != zero else zero
+    return out
+
 
 # Below this many outputs (64 MB of float32) the serial kernel is used: the loop streams at
 # several G elements/s on one core, and a parallel region's start and barrier cost more than
@@ -69,7 +91,8 @@ def box_iou_kernel_serial(boxes1, boxes2, out):
 
 
 def box_iou(boxes1, boxes2):
-    """The dispatch point: (N, 4), (M, 4) contiguous float arrays of one dtype -> (N, M)."""
+    """The fast kernel: (N, 4), (M, 4) contiguous float arrays of one dtype -> (N, M); the
+    parallel kernel for very large matrices, else the serial one."""
     out = np.empty((boxes1.shape[0], boxes2.shape[0]), dtype=boxes1.dtype)
     if out.size == 0:
         return out

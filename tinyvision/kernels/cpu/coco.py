@@ -12,7 +12,11 @@ Two kernels do all the per-detection work of :class:`tinyvision.metrics.COCOEval
     the recall thresholds.
 
 Both are written as plain loops so they read like the algorithm; ``kernel.py_func`` is the
-same code run by the Python interpreter (the tests check the two agree). Inputs are
+same code run by the Python interpreter (the tests check the two agree). Above them, with the
+same signatures (the contract of ``kernels/dispatch.py``), ``coco_match_reference`` and
+``coco_accumulate_reference`` are pycocotools' own formulation -- NumPy IoU, ``argsort`` of the
+ignore flags, ``cumsum`` and ``searchsorted`` -- in plain Python: slow, and an independent
+second reading of the same rules. Inputs are
 validated and laid out by :mod:`tinyvision.metrics.coco`; the kernels index only inside
 the ranges they are given.
 
@@ -30,6 +34,105 @@ FP = 2       # unmatched (or, bug for bug, matched to a gt whose id is 0) and no
 IGNORED = 0  # matched to an ignored gt, or unmatched with an area outside the range
 
 
+# ======================================================================================
+# References: pycocotools' evaluateImg / accumulate, in plain Python and NumPy
+# ======================================================================================
+def _box_iou_xywh_reference(dt, gt, gt_crowd):
+    """bbIou in array form: (D, 4), (G, 4) xywh -> (D, G); a crowd gt's union is the detection."""
+    xd, yd, wd, hd = (dt[:, k][:, None] for k in range(4))     # (D, 1)
+    xg, yg, wg, hg = (gt[:, k][None, :] for k in range(4))     # (1, G)
+    iw = np.minimum(wd + xd, wg + xg) - np.maximum(xd, xg)
+    ih = np.minimum(hd + yd, hg + yg) - np.maximum(yd, yg)
+    inter = iw * ih
+    union = np.where(gt_crowd[None, :], wd * hd, wd * hd + wg * hg - inter)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((iw > 0) & (ih > 0), inter / union, 0.0)
+
+
+def coco_match_reference(group_dt_start, group_dt_end, group_gt_start, group_gt_end,
+                         dt_box, dt_area, gt_box, gt_area, gt_crowd, gt_counts_as_match,
+                         area_rng, iou_thrs):
+    """:func:`coco_match` as pycocotools' ``evaluateImg`` loops (same arguments and result)."""
+    state = np.zeros((len(area_rng), len(iou_thrs), len(dt_box)), dtype=np.int8)
+    for d0, d1, g0, g1 in zip(group_dt_start, group_dt_end, group_gt_start, group_gt_end):
+        if d1 == d0:
+            continue
+        crowd = gt_crowd[g0:g1]
+        ious = _box_iou_xywh_reference(dt_box[d0:d1], gt_box[g0:g1], crowd)   # (nd, ng)
+        for a, (lo, hi) in enumerate(area_rng):
+            gt_ignore = crowd | (gt_area[g0:g1] < lo) | (gt_area[g0:g1] > hi)
+            dt_outside = (dt_area[d0:d1] < lo) | (dt_area[d0:d1] > hi)
+            order = np.argsort(gt_ignore, kind="stable")        # non-ignored gts first
+            for t, threshold in enumerate(iou_thrs):
+                matched = np.zeros(g1 - g0, dtype=bool)
+                for d in range(d1 - d0):
+                    best, m = min(threshold, 1 - 1e-10), -1      # m: the matched gt, -1 none
+                    for g in order:
+                        if matched[g] and not crowd[g]:          # taken (crowds match many)
+                            continue
+                        if m > -1 and not gt_ignore[m] and gt_ignore[g]:
+                            break                                # never trade a real gt for an ignored one
+                        if ious[d, g] < best:
+                            continue
+                        best, m = ious[d, g], g                  # equal IoU: the later gt wins
+                    if m == -1:
+                        code, ignored = FP, dt_outside[d]
+                    else:
+                        matched[m] = True
+                        if gt_counts_as_match[g0 + m]:
+                            code, ignored = TP, gt_ignore[m]
+                        else:                                    # bug for bug: gt id 0 is "no match"
+                            code, ignored = FP, gt_ignore[m] or dt_outside[d]
+                    state[a, t, d0 + d] = IGNORED if ignored else code
+    return state
+
+
+def coco_accumulate_reference(cat_start, cat_end, dt_rank, dt_score, state, n_pos,
+                              rec_thrs, max_dets, bug_for_bug):
+    """:func:`coco_accumulate` as pycocotools' ``accumulate``: cumsum, envelope, searchsorted."""
+    n_area, n_thr = state.shape[:2]
+    K, R, M = len(cat_start), len(rec_thrs), len(max_dets)
+    precision = np.full((n_thr, R, K, n_area, M), -1.0)        # -1: no non-ignored gt
+    recall = np.full((n_thr, K, n_area, M), -1.0)
+    scores = np.full((n_thr, R, K, n_area, M), -1.0)
+    eps = np.spacing(1) if bug_for_bug else 0.0
+    for k in range(K):
+        for a in range(n_area):
+            npig = n_pos[k, a]
+            if npig == 0:
+                continue
+            for m, max_det in enumerate(max_dets):
+                idx = np.arange(cat_start[k], cat_end[k])
+                idx = idx[dt_rank[idx] < max_det]               # kept by maxDet, in score order
+                tp_sum = np.cumsum(state[a][:, idx] == TP, axis=1).astype(float)   # (T, nd)
+                fp_sum = np.cumsum(state[a][:, idx] == FP, axis=1).astype(float)
+                for t in range(n_thr):
+                    tp, fp = tp_sum[t], fp_sum[t]
+                    rc = tp / npig
+                    if bug_for_bug:
+                        pr = tp / (fp + tp + eps)
+                    else:                                       # faster-coco-eval: 0 before any count
+                        pr = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1.0), 0.0)
+                    recall[t, k, a, m] = rc[-1] if len(idx) else 0.0
+                    pr = pr.tolist()
+                    for i in range(len(pr) - 1, 0, -1):         # the right-to-left envelope
+                        if pr[i] > pr[i - 1]:
+                            pr[i - 1] = pr[i]
+                    q, ss = np.zeros(R), np.zeros(R)
+                    for r, i in enumerate(np.searchsorted(rc, rec_thrs, side="left")):
+                        if i >= len(pr):
+                            if bug_for_bug:                     # pycocotools' IndexError ends the loop
+                                break
+                            continue
+                        q[r], ss[r] = pr[i], dt_score[idx[i]]
+                    precision[t, :, k, a, m] = q
+                    scores[t, :, k, a, m] = ss
+    return precision, recall, scores
+
+
+# ======================================================================================
+# Fast kernels (Numba)
+# ======================================================================================
 @njit(cache=True)
 def coco_box_iou(dt, gt, gt_crowd):
     """IoU between detections and ground truths in (x, y, w, h), as pycocotools' ``bbIou``.

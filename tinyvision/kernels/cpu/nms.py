@@ -1,4 +1,6 @@
-"""Numba kernels for greedy non-maximum suppression (NMS).
+"""Numba kernels for greedy non-maximum suppression (NMS): the plain-loop references first, then
+the fast kernels with the same signatures (``nms_sorted``, ``batched_nms_grouped``: the entries
+of ``kernels/dispatch.py``), then the two compiled loops they choose between.
 
 All kernels work on boxes that the caller has already
 
@@ -19,7 +21,8 @@ so the decision agrees bit for bit, also when the IoU lands exactly on the thres
 zero-area boxes that do not overlap give 0 / 0 = NaN, and ``NaN > t`` is false: they never
 suppress each other (``error_model="numpy"`` makes the division return NaN instead of raising).
 
-Two kernels implement the same rule:
+``nms_sorted_reference`` is the rule itself: box j is kept when no kept box i < j has
+IoU > t, O(n^2). Two kernels implement the same rule fast:
 
 ``nms_sorted_greedy``  the textbook loop: each kept box is compared with every later box that is
                        still alive, O(n * kept). The list of live boxes is compacted as we go so
@@ -36,7 +39,17 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["nms_sorted_greedy", "nms_sorted_grid", "batched_nms_sorted"]
+__all__ = [
+    "nms_sorted_reference",
+    "batched_nms_grouped_reference",
+    "nms_sorted",
+    "batched_nms_grouped",
+    "nms_sorted_greedy",
+    "nms_sorted_grid",
+    "batched_nms_sorted",
+]
+
+GRID_MIN_N = 64  # below this many boxes the plain greedy loop is as fast as the grid
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -56,6 +69,61 @@ def _iou(ax1, ay1, ax2, ay2, aarea, bx1, by1, bx2, by2, barea, zero):
     return inter / (aarea + barea - inter)
 
 
+# ======================================================================================
+# Plain-loop references: keep (uint8[n]) from score-sorted coordinate columns
+# ======================================================================================
+@njit(cache=True, error_model="numpy")
+def nms_sorted_reference(x1, y1, x2, y2, iou_threshold):
+    """keep[j] = 1 unless some kept box i < j (a higher score) has IoU(i, j) > iou_threshold."""
+    n = x1.shape[0]
+    keep = np.zeros(n, dtype=np.uint8)
+    for j in range(n):
+        zero = x1[j] - x1[j]
+        area_j = (x2[j] - x1[j]) * (y2[j] - y1[j])
+        keep[j] = 1
+        for i in range(j):
+            if keep[i] == 1:
+                area_i = (x2[i] - x1[i]) * (y2[i] - y1[i])
+                if _iou(x1[i], y1[i], x2[i], y2[i], area_i, x1[j], y1[j], x2[j], y2[j], area_j, zero) > iou_threshold:
+                    keep[j] = 0
+                    break
+    return keep
+
+
+def batched_nms_grouped_reference(x1, y1, x2, y2, starts, iou_threshold):
+    """NMS by :func:`nms_sorted_reference` on each segment [starts[s], starts[s + 1]) alone
+    (boxes grouped by category, score-sorted inside each group)."""
+    keep = np.zeros(x1.shape[0], dtype=np.uint8)
+    for s in range(len(starts) - 1):
+        a, b = starts[s], starts[s + 1]
+        keep[a:b] = nms_sorted_reference(x1[a:b], y1[a:b], x2[a:b], y2[a:b], iou_threshold)
+    return keep
+
+
+# ======================================================================================
+# Fast kernels (same signatures): pick the compiled loop for the input
+# ======================================================================================
+def nms_sorted(x1, y1, x2, y2, iou_threshold):
+    """keep (uint8[n]): the grid kernel for iou_threshold >= 0 and more than GRID_MIN_N boxes,
+    else the textbook greedy loop (also the only one valid for a negative threshold)."""
+    keep = np.zeros(x1.shape[0], dtype=np.uint8)
+    if iou_threshold >= 0.0 and x1.shape[0] > GRID_MIN_N:
+        nms_sorted_grid(x1, y1, x2, y2, iou_threshold, keep)
+    else:
+        nms_sorted_greedy(x1, y1, x2, y2, iou_threshold, keep)
+    return keep
+
+
+def batched_nms_grouped(x1, y1, x2, y2, starts, iou_threshold):
+    """keep (uint8[n]): NMS on each segment, in one compiled loop (:func:`batched_nms_sorted`)."""
+    keep = np.zeros(x1.shape[0], dtype=np.uint8)
+    batched_nms_sorted(x1, y1, x2, y2, starts, iou_threshold, iou_threshold >= 0.0, keep)
+    return keep
+
+
+# ======================================================================================
+# The compiled loops (write keep[r] into the given array)
+# ======================================================================================
 @njit(cache=True, error_model="numpy")
 def nms_sorted_greedy(x1, y1, x2, y2, iou_threshold, keep):
     """Textbook greedy NMS on score-sorted boxes; writes keep[r] in {0, 1}. O(n * kept)."""

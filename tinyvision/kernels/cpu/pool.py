@@ -1,4 +1,9 @@
-"""Pooling kernels on raw NumPy arrays: plain-loop references and fast Numba kernels.
+"""Pooling kernels on raw NumPy arrays: plain-loop references, then the fast Numba kernels.
+
+Layout (the contract of ``kernels/dispatch.py``): each fast kernel ``<name>`` below has a
+``<name>_reference`` above it with the same signature, written as plain loops; the
+``*_definition`` functions compute the same pools from PyTorch's arguments (kernel_size,
+stride, padding, dilation, ceil_mode, adaptive output size) without window tables.
 
 Notation (the whole file): x (N, C, H, W) the input, y (N, C, OH, OW) the output, P = N*C
 independent planes. A pooling output y[n, c, oh, ow] reads one *window* of its plane.
@@ -44,12 +49,15 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = [
-    "max_pool2d_reference",
+    "max_pool2d_forward_reference",
     "max_pool2d_backward_reference",
-    "avg_pool2d_reference",
+    "avg_pool2d_forward_reference",
     "avg_pool2d_backward_reference",
-    "adaptive_max_pool2d_reference",
-    "adaptive_avg_pool2d_reference",
+    "max_pool2d_definition",
+    "avg_pool2d_definition",
+    "avg_pool2d_backward_definition",
+    "adaptive_max_pool2d_definition",
+    "adaptive_avg_pool2d_definition",
     "max_pool2d_forward",
     "max_pool2d_backward",
     "avg_pool2d_forward",
@@ -58,11 +66,87 @@ __all__ = [
 
 
 # ======================================================================================
-# Plain-loop references: one output pixel at a time, straight from the definitions.
-# They loop over output positions and window offsets and are vectorised only over the
-# independent (N, C) planes, so they are slow but obviously right.
+# Plain-loop references, with the fast kernels' signatures (window tables): one output pixel
+# at a time, vectorised only over the independent (N, C) planes. Slow, obviously right.
 # ======================================================================================
-def max_pool2d_reference(x, kernel_size, stride, padding, dilation, output_size):
+def _running_max(best, best_index, v, flat):
+    """One step of the max scan: v replaces the maximum when strictly greater (ties keep the
+    first) or NaN (so the last NaN wins)."""
+    better = (v > best) | np.isnan(v)
+    return np.where(better, v, best), np.where(better, flat, best_index)
+
+
+def max_pool2d_forward_reference(x, h_start, h_count, w_start, w_count, dilation_h=1, dilation_w=1):
+    """y[n,c,oh,ow] = max over i < h_count[oh], j < w_count[ow] of
+    x[n,c, h_start[oh] + i*DH, w_start[ow] + j*DW]; indices = h*W + w of that maximum."""
+    N, C, H, W = x.shape
+    OH, OW = len(h_start), len(w_start)
+    y = np.empty((N, C, OH, OW), dtype=x.dtype)
+    indices = np.empty((N, C, OH, OW), dtype=np.int64)
+    for oh in range(OH):
+        for ow in range(OW):
+            best = np.full((N, C), -np.inf, dtype=x.dtype)
+            best_index = np.full((N, C), h_start[oh] * W + w_start[ow], dtype=np.int64)
+            for i in range(h_count[oh]):
+                h = h_start[oh] + i * dilation_h
+                for j in range(w_count[ow]):
+                    w = w_start[ow] + j * dilation_w
+                    best, best_index = _running_max(best, best_index, x[:, :, h, w], h * W + w)
+            y[:, :, oh, ow] = best
+            indices[:, :, oh, ow] = best_index
+    return y, indices
+
+
+def max_pool2d_backward_reference(gy, indices, height, width):
+    """gx[n,c,h,w] = sum of gy[n,c,oh,ow] over the outputs whose max sat at (h, w); indices
+    outside the plane (empty windows) are skipped."""
+    N, C, OH, OW = gy.shape
+    HW = int(height) * int(width)
+    gx = np.zeros((N, C, HW), dtype=gy.dtype)
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                for ow in range(OW):
+                    k = indices[n, c, oh, ow]
+                    if 0 <= k < HW:
+                        gx[n, c, k] += gy[n, c, oh, ow]
+    return gx.reshape(N, C, int(height), int(width))
+
+
+def avg_pool2d_forward_reference(x, h_start, h_count, w_start, w_count, divisor):
+    """y[n,c,oh,ow] = (sum of x over rows h_start[oh] + i, i < h_count[oh], and columns
+    w_start[ow] + j, j < w_count[ow], accumulated in float64) / divisor[oh, ow]."""
+    N, C = x.shape[:2]
+    OH, OW = len(h_start), len(w_start)
+    y = np.empty((N, C, OH, OW), dtype=x.dtype)
+    for oh in range(OH):
+        for ow in range(OW):
+            total = np.zeros((N, C), dtype=np.float64)
+            for h in range(h_start[oh], h_start[oh] + h_count[oh]):
+                for w in range(w_start[ow], w_start[ow] + w_count[ow]):
+                    total += x[:, :, h, w]
+            y[:, :, oh, ow] = total / divisor[oh, ow]
+    return y
+
+
+def avg_pool2d_backward_reference(gy, h_start, h_count, w_start, w_count, divisor, height, width):
+    """gx[n,c,h,w] = sum over the windows (oh, ow) containing (h, w) of gy[n,c,oh,ow] / divisor[oh, ow]."""
+    N, C, OH, OW = gy.shape
+    gx = np.zeros((N, C, int(height), int(width)), dtype=gy.dtype)
+    for oh in range(OH):
+        for ow in range(OW):
+            g = gy[:, :, oh, ow] / divisor[oh, ow]
+            for h in range(h_start[oh], h_start[oh] + h_count[oh]):
+                for w in range(w_start[ow], w_start[ow] + w_count[ow]):
+                    gx[:, :, h, w] += g
+    return gx
+
+
+# ======================================================================================
+# Definitions from PyTorch's arguments (kernel_size, stride, padding, ...), independent of
+# the window tables: the tests use them to check the tables that functional/pooling.py builds.
+# ======================================================================================
+def max_pool2d_definition(x, kernel_size, stride, padding, dilation, output_size):
     """y[n,c,oh,ow] = max over i<KH, j<KW of x[n,c, oh*SH - PH + i*DH, ow*SW - PW + j*DW],
     skipping positions in the padding. Returns (y, indices) with indices = h*W + w of the max.
 
@@ -104,21 +188,6 @@ def max_pool2d_reference(x, kernel_size, stride, padding, dilation, output_size)
     return y, indices
 
 
-def max_pool2d_backward_reference(gy, indices, input_shape):
-    """gx[n,c,h,w] = sum of gy[n,c,oh,ow] over the outputs whose max sat at (h, w)."""
-    N, C, H, W = input_shape
-    gx = np.zeros((N, C, H * W), dtype=gy.dtype)
-    OH, OW = gy.shape[2:]
-    for n in range(N):
-        for c in range(C):
-            for oh in range(OH):
-                for ow in range(OW):
-                    k = indices[n, c, oh, ow]
-                    if 0 <= k < H * W:
-                        gx[n, c, k] += gy[n, c, oh, ow]
-    return gx.reshape(N, C, H, W)
-
-
 def _avg_window(o, S, P, K, size):
     """PyTorch's avg-pool window along one axis: (start, end) inside the input, and the
     window's length clipped to input + padding (count_include_pad's divisor factor)."""
@@ -138,7 +207,7 @@ def _avg_divisor(h0, h1, ph, w0, w1, pw, count_include_pad, divisor_override):
     return (h1 - h0) * (w1 - w0)
 
 
-def avg_pool2d_reference(x, kernel_size, stride, padding, output_size, count_include_pad=True,
+def avg_pool2d_definition(x, kernel_size, stride, padding, output_size, count_include_pad=True,
                          divisor_override=None):
     """y[n,c,oh,ow] = (sum of x over the window's in-bounds part) / divisor, where divisor is
     divisor_override if given, else the window's area clipped to the padded input
@@ -162,7 +231,7 @@ def avg_pool2d_reference(x, kernel_size, stride, padding, output_size, count_inc
     return y
 
 
-def avg_pool2d_backward_reference(gy, input_shape, kernel_size, stride, padding,
+def avg_pool2d_backward_definition(gy, input_shape, kernel_size, stride, padding,
                                   count_include_pad=True, divisor_override=None):
     """gx[n,c,h,w] = sum over the windows containing (h, w) of gy[n,c,oh,ow] / divisor."""
     N, C, H, W = input_shape
@@ -186,8 +255,8 @@ def _adaptive_window(o, size, out_size):
     return start, end
 
 
-def adaptive_max_pool2d_reference(x, output_size):
-    """Max over the adaptive window of each output; (y, indices) as max_pool2d_reference."""
+def adaptive_max_pool2d_definition(x, output_size):
+    """Max over the adaptive window of each output; (y, indices) as max_pool2d_definition."""
     N, C, H, W = x.shape
     OH, OW = output_size
     y = np.empty((N, C, OH, OW), dtype=x.dtype)
@@ -209,7 +278,7 @@ def adaptive_max_pool2d_reference(x, output_size):
     return y, indices
 
 
-def adaptive_avg_pool2d_reference(x, output_size):
+def adaptive_avg_pool2d_definition(x, output_size):
     """Mean over the adaptive window of each output."""
     N, C, H, W = x.shape
     OH, OW = output_size

@@ -1,7 +1,8 @@
-"""Separable resampling (interpolate) on raw NumPy arrays: Numba forward and backward kernels.
+"""Separable resampling (interpolate) on raw NumPy arrays: plain-loop references, then the fast
+Numba forward and backward kernels with the same signatures (``kernels/dispatch.py``).
 
 The forward of ``F.interpolate`` is a pair of gathers, columns first then rows (written with
-array indexing in ``functional/resample.py``, which is also the GPU path): with taps as below,
+array indexing in ``kernels/gpu/resample.py``, the GPU path): with taps as below,
 
     u[h, q] = sum_s w_weight[s, q] * x[h, w_index[s, q]]                (H, OW)
     y[o, q] = sum_t h_weight[t, o] * u[h_index[t, o], q]                (OH, OW)
@@ -22,9 +23,50 @@ from numba import njit, prange
 
 from .pool import _threads_for
 
-__all__ = ["resample2d_forward", "resample2d_backward_reference", "resample2d_backward"]
+__all__ = ["resample2d_forward_reference", "resample2d_backward_reference", "resample2d_forward", "resample2d_backward"]
 
 
+# ======================================================================================
+# Plain-loop references (the formulas above, one output pixel at a time, vectorised only
+# over the independent (N, C) planes), with the fast kernels' signatures.
+# ======================================================================================
+def resample2d_forward_reference(x, h_index, h_weight, w_index, w_weight):
+    """y[n,c,o,q] = sum_t h_weight[t,o] * (sum_s w_weight[s,q] * x[n,c,h_index[t,o],w_index[s,q]]),
+    the column sum first (the order, hence the rounding, of the fast kernel and PyTorch)."""
+    N, C = x.shape[:2]
+    T, OH = h_index.shape
+    S, OW = w_index.shape
+    y = np.empty((N, C, OH, OW), dtype=x.dtype)
+    hw = h_weight.astype(x.dtype)
+    ww = w_weight.astype(x.dtype)
+    for o in range(OH):
+        for q in range(OW):
+            acc = None
+            for t in range(T):
+                u = x[:, :, h_index[t, o], w_index[0, q]] * ww[0, q]      # u[h, q], the column pass
+                for s in range(1, S):
+                    u = u + x[:, :, h_index[t, o], w_index[s, q]] * ww[s, q]
+                acc = u * hw[t, o] if acc is None else acc + u * hw[t, o]
+            y[:, :, o, q] = acc
+    return y
+
+
+def resample2d_backward_reference(gy, h_index, h_weight, w_index, w_weight, height, width):
+    """Plain loops: gx[n,c,h_index[t,o],w_index[s,q]] += gy[n,c,o,q] * h_weight[t,o] * w_weight[s,q]."""
+    N, C, OH, OW = gy.shape
+    gx = np.zeros((N, C, height, width), dtype=gy.dtype)
+    for o in range(OH):
+        for q in range(OW):
+            for t in range(h_index.shape[0]):
+                for s in range(w_index.shape[0]):
+                    gx[:, :, h_index[t, o], w_index[s, q]] += gy[:, :, o, q] * h_weight[t, o] * w_weight[s, q]
+    return gx
+
+
+
+# ======================================================================================
+# Fast Numba kernels
+# ======================================================================================
 @njit(cache=True, parallel=True)
 def _resample_forward_planes(x, h_index, h_weight, w_index, w_weight):
     P, H, W = x.shape
@@ -61,18 +103,6 @@ def resample2d_forward(x, h_index, h_weight, w_index, w_weight):
             np.ascontiguousarray(w_index, dtype=np.int64), np.ascontiguousarray(w_weight, dtype=dtype),
         )
     return y.reshape(N, C, OH, OW)
-
-
-def resample2d_backward_reference(gy, h_index, h_weight, w_index, w_weight, height, width):
-    """Plain loops: gx[n,c,h_index[t,o],w_index[s,q]] += gy[n,c,o,q] * h_weight[t,o] * w_weight[s,q]."""
-    N, C, OH, OW = gy.shape
-    gx = np.zeros((N, C, height, width), dtype=gy.dtype)
-    for o in range(OH):
-        for q in range(OW):
-            for t in range(h_index.shape[0]):
-                for s in range(w_index.shape[0]):
-                    gx[:, :, h_index[t, o], w_index[s, q]] += gy[:, :, o, q] * h_weight[t, o] * w_weight[s, q]
-    return gx
 
 
 @njit(cache=True, parallel=True)
