@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import tinyvision as tv
 import tinyvision.functional as F
 from tinyvision.functional import conv as conv_module
+from tinyvision.kernels.conv_geometry import ConvGeometry, conv_output_size
 from tinyvision.testing import gradcheck, tolerance
 
 torch = pytest.importorskip("torch")
@@ -258,6 +259,69 @@ def test_pytorch_rejects_what_we_reject():
                  lambda: TF.conv2d(x, torch.zeros(4, 4, 3, 3), stride=2, padding="same")):
         with pytest.raises((RuntimeError, ValueError)):
             call()
+
+
+# --------------------------------------------------------------------------------------
+# The ConvGeometry that F.conv2d / F.conv_transpose2d build (checked once) and every kernel takes
+# --------------------------------------------------------------------------------------
+GEOMETRY_BY_HAND = [
+    # (x shape, w shape, conv2d kwargs, the geometry by hand: stride, padding, dilation, G, kernel, image, map)
+    ((1, 3, 7, 7), (4, 3, 3, 3), dict(stride=2, padding=1),
+     ((2, 2), (1, 1), (1, 1), 1, (3, 3), (7, 7), (4, 4))),          # (7 + 2 - 2 - 1)//2 + 1 = 4
+    ((2, 4, 9, 8), (6, 2, 3, 2), dict(stride=(2, 1), padding=(1, 2), dilation=(2, 1), groups=2),
+     ((2, 1), (1, 2), (2, 1), 2, (3, 2), (9, 8), (4, 11))),         # (9+2-4-1)//2+1 = 4, (8+4-1-1)//1+1 = 11
+    ((1, 1, 5, 6), (1, 1, 4, 2), dict(padding="same"),
+     ((1, 1), (1, 0), (1, 1), 1, (4, 2), (5, 6), (5, 6))),          # total 3 and 1: top/left 1 and 0
+    ((1, 2, 5, 5), (3, 2, 5, 1), dict(padding="valid", dilation=(1, 3)),
+     ((1, 1), (0, 0), (1, 3), 1, (5, 1), (5, 5), (1, 5))),
+]
+
+
+@pytest.mark.parametrize("xs, ws, kw, want", GEOMETRY_BY_HAND, ids=["s2p1", "grouped-asym", "same-even", "valid"])
+def test_conv2d_geometry_by_hand(xs, ws, kw, want):
+    """The geometry conv2d stores on its Function (and hands to every kernel), field by field."""
+    x, w, _ = data(xs, ws, False)
+    y = F.conv2d(tv.tensor(x, requires_grad=True), w, **kw)
+    assert y.grad_fn.geometry == ConvGeometry(*want)
+    assert y.shape[2:] == want[-1]
+
+
+def test_conv_transpose2d_geometry_is_the_underlying_conv2ds():
+    """conv_transpose2d (x (1, 4, 3, 3) -> y (1, 2, 8, 7)) stores the geometry of the conv2d whose
+    input gradient it is: its output on the image side, its input on the map side."""
+    x, w, _ = data((1, 4, 3, 3), (4, 2, 3, 2), False)
+    y = F.conv_transpose2d(tv.tensor(x, requires_grad=True), w, stride=(3, 2), padding=(1, 0), output_padding=(1, 0))
+    # OH = (H-1)*SH - 2*PH + DH*(KH-1) + OPH + 1 = 2*3 - 2 + 2 + 1 + 1 = 8;  OW = 2*2 - 0 + 1 + 0 + 1 = 6
+    assert y.shape == (1, 2, 8, 6)
+    assert y.grad_fn.geometry == ConvGeometry(stride=(3, 2), padding=(1, 0), dilation=(1, 1), groups=1,
+                                              kernel_size=(3, 2), image_size=(8, 6), map_size=(3, 3))
+
+
+@pytest.mark.filterwarnings("ignore:Using padding=.same.")
+@settings(max_examples=60)
+@given(case=conv2d_cases(max_hw=13))
+def test_conv2d_geometry_map_size_is_torchs_output_size(case):
+    """For random valid arguments (int, pair, 'valid', 'same' padding; groups; dilation), the
+    geometry's map_size is the output size PyTorch computes, its image and kernel sizes the
+    arrays', and, for integer padding, map_size is conv_output_size of the rest."""
+    xs, ws, _, kw = case
+    x, w = np.zeros(xs), np.zeros(ws)
+    g = conv_module._conv2d_geometry(x, w, None, **kw)
+    assert g.map_size == tuple(TF.conv2d(torch.zeros(xs), torch.zeros(ws), **kw).shape[2:])
+    assert g.image_size == xs[2:] and g.kernel_size == ws[2:] and g.groups == kw["groups"]
+    if not isinstance(kw["padding"], str):
+        assert g.map_size == conv_output_size(g.image_size, g.kernel_size, g.stride, g.padding, g.dilation)
+
+
+@settings(max_examples=60)
+@given(case=conv_transpose2d_cases())
+def test_conv_transpose2d_geometry_image_size_is_torchs_output_size(case):
+    xs, ws, _, kw = case
+    x, w = np.zeros(xs), np.zeros(ws)
+    g = conv_module._conv_transpose2d_geometry(x, w, None, kw["stride"], kw["padding"], kw["output_padding"],
+                                               kw["groups"], kw["dilation"])
+    assert g.image_size == tuple(TF.conv_transpose2d(torch.zeros(xs), torch.zeros(ws), **kw).shape[2:])
+    assert g.map_size == xs[2:] and g.kernel_size == ws[2:]
 
 
 def test_docstring_examples():

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import tinyvision as tv
 import tinyvision.functional as F
+from tinyvision.kernels.conv_geometry import ConvGeometry
 from tinyvision.kernels.cpu import conv as cpu_conv
 
 torch = pytest.importorskip("torch")
@@ -176,16 +177,16 @@ def test_small_workspace_bands_agree(kernel):
     C = 4 if kernel == "winograd" else 3
     x = rng.standard_normal((3, C, 19, 23))
     w = rng.standard_normal((5, C, 3, 3))
-    args = ((1, 1), (1, 2), (1, 1), 1)
-    OH, OW = 19, 21
-    y_ref = cpu_conv.conv2d_forward_reference(x, w, *args, (OH, OW))
+    g = ConvGeometry(stride=(1, 1), padding=(1, 2), dilation=(1, 1), groups=1, kernel_size=(3, 3),
+                     image_size=(19, 23), map_size=(19, 21))
+    y_ref = cpu_conv.conv2d_forward_reference(x, w, g)
     gy = rng.standard_normal(y_ref.shape)
-    gx_ref = cpu_conv.conv2d_grad_input_reference(gy, w, *args, (19, 23))
-    gw_ref = cpu_conv.conv2d_grad_weight_reference(x, gy, *args, (3, 3))
+    gx_ref = cpu_conv.conv2d_grad_input_reference(gy, w, g)
+    gw_ref = cpu_conv.conv2d_grad_weight_reference(x, gy, g)
     for budget in (1, 2000, 50_000, None):
-        y = cpu_conv.conv2d_forward(x, w, *args, (OH, OW), workspace_bytes=budget)
-        gx = cpu_conv.conv2d_grad_input(gy, w, *args, (19, 23), workspace_bytes=budget)
-        gw = cpu_conv.conv2d_grad_weight(x, gy, *args, (3, 3), workspace_bytes=budget)
+        y = cpu_conv.conv2d_forward(x, w, g, workspace_bytes=budget)
+        gx = cpu_conv.conv2d_grad_input(gy, w, g, workspace_bytes=budget)
+        gw = cpu_conv.conv2d_grad_weight(x, gy, g, workspace_bytes=budget)
         np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(gx, gx_ref, rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(gw, gw_ref, rtol=1e-10, atol=1e-10)
@@ -257,12 +258,11 @@ def test_non_contiguous_inputs(op, view):
     _close(tw.grad.numpy(), pw.grad.numpy(), np.float64, "gw")
     # Raw Fortran-ordered / strided arrays straight into the kernels.
     x_f = np.asfortranarray(np.ascontiguousarray(px.detach().numpy()))
-    args = ((1, 1), (1, 1), (1, 1), 1)
+    g = ConvGeometry(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_size=(3, 3),
+                     image_size=x_f.shape[2:], map_size=x_f.shape[2:])
     if op == "conv2d":
-        ref = cpu_conv.conv2d_forward_reference(np.ascontiguousarray(x_f), np.ascontiguousarray(w_view), *args,
-                                                x_f.shape[2:])
-        np.testing.assert_allclose(cpu_conv.conv2d_forward(x_f, w_view, *args, x_f.shape[2:]), ref, rtol=1e-10,
-                                   atol=1e-10)
+        ref = cpu_conv.conv2d_forward_reference(np.ascontiguousarray(x_f), np.ascontiguousarray(w_view), g)
+        np.testing.assert_allclose(cpu_conv.conv2d_forward(x_f, w_view, g), ref, rtol=1e-10, atol=1e-10)
 
 
 GRAD_REQUESTS = [(False, True, True), (True, False, True), (True, True, False), (False, False, True),
@@ -382,8 +382,9 @@ def test_concurrent_calls_from_two_threads():
                 y = F.conv2d(tx, tw, padding=pad)
                 np.testing.assert_allclose(y.numpy(), ref, rtol=1e-10, atol=1e-10)
                 y.sum().backward()
-                gx_ref = cpu_conv.conv2d_grad_input_reference(
-                    np.ones_like(ref), w, (1, 1), (pad, pad), (1, 1), 1, x.shape[2:])
+                g = ConvGeometry(stride=(1, 1), padding=(pad, pad), dilation=(1, 1), groups=1,
+                                 kernel_size=w.shape[2:], image_size=x.shape[2:], map_size=ref.shape[2:])
+                gx_ref = cpu_conv.conv2d_grad_input_reference(np.ones_like(ref), w, g)
                 np.testing.assert_allclose(tx.grad.numpy(), gx_ref, rtol=1e-10, atol=1e-10)
         except Exception as e:  # noqa: BLE001 - reported in the main thread
             errors.append(e)

@@ -16,6 +16,7 @@ import contextlib
 
 import numpy as np
 
+from tinyvision.kernels.conv_geometry import ConvGeometry
 from tinyvision.kernels.cpu import conv as K
 
 # (N, C, H, W, F, G, (KH, KW), (SH, SW), (PH, PW), (DH, DW))
@@ -39,22 +40,23 @@ def _case(cfg, seed):
     x = rng.standard_normal((N, C, H, W))
     w = rng.standard_normal((F, C // G) + ks)
     gy = rng.standard_normal((N, F, OH, OW))
-    opts = (st, pd, dl, G)
+    g = ConvGeometry(stride=st, padding=pd, dilation=dl, groups=G, kernel_size=ks, image_size=(H, W),
+                     map_size=(OH, OW))
 
     def run():
         out = [
-            K.conv2d_forward_reference(x, w, *opts, (OH, OW)),
-            K.conv2d_grad_input_reference(gy, w, *opts, (H, W)),
-            K.conv2d_grad_weight_reference(x, gy, *opts, ks),
-            K.im2col(x, ks, st, pd, dl, (OH, OW)),
-            K.col2im(K.im2col(x, ks, st, pd, dl, (OH, OW)), x.shape, ks, st, pd, dl, (OH, OW)),
+            K.conv2d_forward_reference(x, w, g),
+            K.conv2d_grad_input_reference(gy, w, g),
+            K.conv2d_grad_weight_reference(x, gy, g),
+            K.im2col(x, g),
+            K.col2im(K.im2col(x, g), g),
         ]
         # Whole batch, one image per chunk, and bands of one output row (tiny workspaces).
         for ws in (None, C * ks[0] * ks[1] * OH * OW * 8, 1):
             out += [
-                K.conv2d_forward(x, w, *opts, (OH, OW), ws),
-                K.conv2d_grad_input(gy, w, *opts, (H, W), ws),
-                K.conv2d_grad_weight(x, gy, *opts, ks, ws),
+                K.conv2d_forward(x, w, g, ws),
+                K.conv2d_grad_input(gy, w, g, ws),
+                K.conv2d_grad_weight(x, gy, g, ws),
             ]
         return tuple(out)
 

@@ -1,7 +1,7 @@
 """Convolution kernels: plain-loop reference == fast im2col/GEMM kernel (whole batch, batch
 chunks, row bands) == the array-op (CuPy-style) kernels run on NumPy == PyTorch; im2col and
-col2im are adjoint; the dispatch point rejects shapes that do not fit; compiled kernels come
-from the on-disk cache in a second process."""
+col2im are adjoint; the dispatch point's safety net rejects arrays that do not fit the
+ConvGeometry; compiled kernels come from the on-disk cache in a second process."""
 import os
 import subprocess
 import sys
@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from tinyvision.backend import cupy_available
 from tinyvision.kernels import conv_dispatch as D
+from tinyvision.kernels.conv_geometry import ConvGeometry
 from tinyvision.kernels.cpu import conv as CPU
 from tinyvision.kernels.gpu import conv as XP
 from tinyvision.testing import tolerance
@@ -45,14 +46,16 @@ def make(geom, dtype, seed=0):
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     w = rng.standard_normal((F, C // G) + ks).astype(dtype)
     gy = rng.standard_normal((N, F, OH, OW)).astype(dtype)
-    return x, w, gy, (st_, pd, dl, G), (OH, OW)
+    geometry = ConvGeometry(stride=st_, padding=pd, dilation=dl, groups=G, kernel_size=ks,
+                            image_size=(H, W), map_size=(OH, OW))
+    return x, w, gy, geometry
 
 
-def reference_all(x, w, gy, opts, osz):
+def reference_all(x, w, gy, geometry):
     return (
-        CPU.conv2d_forward_reference(x, w, *opts, osz),
-        CPU.conv2d_grad_input_reference(gy, w, *opts, x.shape[2:]),
-        CPU.conv2d_grad_weight_reference(x, gy, *opts, w.shape[2:]),
+        CPU.conv2d_forward_reference(x, w, geometry),
+        CPU.conv2d_grad_input_reference(gy, w, geometry),
+        CPU.conv2d_grad_weight_reference(x, gy, geometry),
     )
 
 
@@ -66,14 +69,14 @@ def assert_close(got, want, dtype, what):
 @given(geom=geometries(), dtype=st.sampled_from([np.float32, np.float64]),
        chunking=st.sampled_from(["whole", "images", "rows"]))
 def test_fast_equals_reference(geom, dtype, chunking):
-    x, w, gy, opts, osz = make(geom, dtype)
-    K = x.shape[1] // opts[3] * w.shape[2] * w.shape[3]
-    ws = {"whole": None, "images": K * osz[0] * osz[1] * x.itemsize, "rows": 1}[chunking]
-    ref = reference_all(x, w, gy, opts, osz)
+    x, w, gy, g = make(geom, dtype)
+    K = x.shape[1] // g.groups * w.shape[2] * w.shape[3]
+    ws = {"whole": None, "images": K * g.map_size[0] * g.map_size[1] * x.itemsize, "rows": 1}[chunking]
+    ref = reference_all(x, w, gy, g)
     fast = (
-        CPU.conv2d_forward(x, w, *opts, osz, ws),
-        CPU.conv2d_grad_input(gy, w, *opts, x.shape[2:], ws),
-        CPU.conv2d_grad_weight(x, gy, *opts, w.shape[2:], ws),
+        CPU.conv2d_forward(x, w, g, ws),
+        CPU.conv2d_grad_input(gy, w, g, ws),
+        CPU.conv2d_grad_weight(x, gy, g, ws),
     )
     for name, a, b in zip(("y", "gx", "gw"), fast, ref):
         assert a.dtype == dtype and a.shape == b.shape
@@ -84,12 +87,12 @@ def test_fast_equals_reference(geom, dtype, chunking):
 @given(geom=geometries())
 def test_array_op_kernels_equal_reference(geom):
     """kernels/gpu/conv.py uses only array operations: run here on NumPy, with a tiny workspace."""
-    x, w, gy, opts, osz = make(geom, np.float64)
-    ref = reference_all(x, w, gy, opts, osz)
+    x, w, gy, g = make(geom, np.float64)
+    ref = reference_all(x, w, gy, g)
     got = (
-        XP.conv2d_forward(x, w, *opts, osz, 1),
-        XP.conv2d_grad_input(gy, w, *opts, x.shape[2:], 1),
-        XP.conv2d_grad_weight(x, gy, *opts, w.shape[2:], 1),
+        XP.conv2d_forward(x, w, g, 1),
+        XP.conv2d_grad_input(gy, w, g, 1),
+        XP.conv2d_grad_weight(x, gy, g, 1),
     )
     for name, a, b in zip(("y", "gx", "gw"), got, ref):
         assert_close(a, b, np.float64, name)
@@ -99,24 +102,28 @@ def test_array_op_kernels_equal_reference(geom):
 @given(geom=geometries())
 def test_im2col_col2im_adjoint(geom):
     """<im2col(x), c> = <x, col2im(c)> for all x, c: col2im is im2col's transpose."""
-    x, w, gy, (st_, pd, dl, G), osz = make(geom, np.float64)
-    ks = w.shape[2:]
-    cols = CPU.im2col(x, ks, st_, pd, dl, osz)
+    x, w, gy, g = make(geom, np.float64)
+    cols = CPU.im2col(x, g)
     c = np.random.default_rng(1).standard_normal(cols.shape)
-    back = CPU.col2im(c, x.shape, ks, st_, pd, dl, osz)
+    back = CPU.col2im(c, g)
+    assert back.shape == x.shape
     assert np.isclose(np.vdot(cols, c), np.vdot(x, back), rtol=1e-12, atol=1e-12)
-    np.testing.assert_array_equal(XP.im2col(x, ks, st_, pd, dl, osz), cols)
+    np.testing.assert_array_equal(XP.im2col(x, g), cols)
     # The two col2im implementations (Numba loops, NumPy taps) agree.
     other = np.zeros_like(back)
-    CPU._col2im_numpy(c, 0, x.shape[1], 0, x.shape[0], 0, osz[0], *ks, *st_, *pd, *dl, osz[1], other)
+    (OH, OW) = g.map_size
+    CPU._col2im_numpy(c, 0, x.shape[1], 0, x.shape[0], 0, OH, *g.kernel_size, *g.stride, *g.padding, *g.dilation,
+                      OW, other)
     np.testing.assert_allclose(other, back, rtol=1e-13, atol=1e-13)
-    np.testing.assert_allclose(XP.col2im(c, x.shape, ks, st_, pd, dl, osz), back, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(XP.col2im(c, g), back, rtol=1e-13, atol=1e-13)
 
 
 def test_im2col_golden():
     """A 1x3x3 image, 2x2 kernel, stride 1, no padding: the four windows, by hand."""
     x = np.arange(9.0).reshape(1, 1, 3, 3)
-    cols = CPU.im2col(x, (2, 2), (1, 1), (0, 0), (1, 1), (2, 2))
+    g = ConvGeometry(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, kernel_size=(2, 2),
+                     image_size=(3, 3), map_size=(2, 2))
+    cols = CPU.im2col(x, g)
     want = np.array([[0, 1, 3, 4], [1, 2, 4, 5], [3, 4, 6, 7], [4, 5, 7, 8]], dtype=float)
     np.testing.assert_array_equal(cols, want)
 
@@ -124,41 +131,66 @@ def test_im2col_golden():
 def test_reference_matches_torch():
     torch = pytest.importorskip("torch")
     geom = (2, 4, 9, 8, 6, 2, (3, 2), (2, 1), (1, 2), (2, 1))
-    x, w, gy, opts, osz = make(geom, np.float64)
+    x, w, gy, g = make(geom, np.float64)
     tx = torch.tensor(x, requires_grad=True)
     tw = torch.tensor(w, requires_grad=True)
-    ty = torch.nn.functional.conv2d(tx, tw, None, opts[0], opts[1], opts[2], opts[3])
+    ty = torch.nn.functional.conv2d(tx, tw, None, g.stride, g.padding, g.dilation, g.groups)
     ty.backward(torch.tensor(gy))
-    for a, b in zip(reference_all(x, w, gy, opts, osz), (ty, tx.grad, tw.grad)):
+    for a, b in zip(reference_all(x, w, gy, g), (ty, tx.grad, tw.grad)):
         np.testing.assert_allclose(a, b.detach().numpy(), rtol=1e-10, atol=1e-10)
 
 
 def test_dispatch_picks_reference_and_fast():
-    x, w, gy, opts, osz = make((2, 2, 5, 5, 2, 1, (3, 3), (1, 1), (1, 1), (1, 1)), np.float64)
-    a = D.conv2d_forward(x, w, *opts, osz, impl="reference")
-    b = D.conv2d_forward(x, w, *opts, osz, impl="fast")
+    x, w, gy, g = make((2, 2, 5, 5, 2, 1, (3, 3), (1, 1), (1, 1), (1, 1)), np.float64)
+    a = D.conv2d_forward(x, w, g, impl="reference")
+    b = D.conv2d_forward(x, w, g, impl="fast")
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="impl"):
-        D.conv2d_forward(x, w, *opts, osz, impl="cudnn")
+        D.conv2d_forward(x, w, g, impl="cudnn")
+
+
+# The safety net of the dispatch point: x (2, 2, 5, 5), w (2, 2, 3, 3), gy (2, 2, 3, 3) and
+# G0 = their geometry (3x3, stride 1, no padding); each case breaks one thing.
+G0 = ConvGeometry(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, kernel_size=(3, 3),
+                  image_size=(5, 5), map_size=(3, 3))
 
 
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda x, w, gy: D.conv2d_forward(x[0], w, (1, 1), (0, 0), (1, 1), 1, (3, 3)), "4-D"),
-        (lambda x, w, gy: D.conv2d_forward(x, w.astype(np.float32), (1, 1), (0, 0), (1, 1), 1, (3, 3)), "dtype"),
-        (lambda x, w, gy: D.conv2d_forward(x, w, (1, 1), (0, 0), (1, 1), 3, (3, 3)), "groups"),
-        (lambda x, w, gy: D.conv2d_forward(x, w, (0, 1), (0, 0), (1, 1), 1, (3, 3)), "stride"),
-        (lambda x, w, gy: D.conv2d_forward(x, w, (1, 1), (0, 0), (1, 1), 1, (0, 3)), "empty"),
-        (lambda x, w, gy: D.conv2d_grad_input(gy[:, :1], w, (1, 1), (0, 0), (1, 1), 1, (5, 5)), "groups"),
-        (lambda x, w, gy: D.conv2d_grad_weight(x, gy[:1], (1, 1), (0, 0), (1, 1), 1, (3, 3)), "gy"),
-        (lambda x, w, gy: D.conv2d_grad_weight(x.astype(np.float32), gy, (1, 1), (0, 0), (1, 1), 1, (3, 3)), "dtype"),
+        (lambda x, w, gy: D.conv2d_forward(x[0], w, G0), "4-D"),
+        (lambda x, w, gy: D.conv2d_forward(x, w.astype(np.float32), G0), "dtype"),
+        (lambda x, w, gy: D.conv2d_forward(x, w, G0._replace(groups=3)), "G=3"),
+        (lambda x, w, gy: D.conv2d_forward(x, w, G0._replace(stride=(0, 1))), "stride"),
+        (lambda x, w, gy: D.conv2d_forward(x, w, G0._replace(map_size=(0, 3))), "map sizes >= 1"),
+        (lambda x, w, gy: D.conv2d_forward(x, w, G0._replace(image_size=(6, 5))), "image_size"),
+        (lambda x, w, gy: D.conv2d_forward(x, w[:, :, :2], G0), "KH, KW"),
+        (lambda x, w, gy: D.conv2d_grad_input(gy[:, :1], w, G0), "gy's channels"),
+        (lambda x, w, gy: D.conv2d_grad_input(gy[:, :, :2], w, G0), "map_size"),
+        (lambda x, w, gy: D.conv2d_grad_weight(x, gy[:1], G0), "batch size"),
+        (lambda x, w, gy: D.conv2d_grad_weight(x.astype(np.float32), gy, G0), "dtype"),
     ],
+    ids=["3-D x", "mixed dtypes", "groups", "stride 0", "empty map", "x vs image_size", "weight vs kernel_size",
+         "gy vs weight channels", "gy vs map_size", "batch sizes", "grad_weight dtypes"],
 )
 def test_dispatch_rejects_misfit_shapes(call, match):
-    x, w, gy, _, _ = make((2, 2, 5, 5, 2, 1, (3, 3), (1, 1), (0, 0), (1, 1)), np.float64)
+    x, w, gy, g = make((2, 2, 5, 5, 2, 1, (3, 3), (1, 1), (0, 0), (1, 1)), np.float64)
+    assert g == G0
     with pytest.raises(ValueError, match=match):
         call(x, w, gy)
+
+
+def test_dispatch_error_names_function_shapes_and_geometry():
+    """A kernel-layer caller with a wrong shape learns which function, which arrays and which
+    geometry: a ValueError, before any Numba kernel could index outside an array."""
+    x, w, gy, g = make((2, 2, 5, 5, 2, 1, (3, 3), (1, 1), (0, 0), (1, 1)), np.float64)
+    with pytest.raises(ValueError) as err:
+        D.conv2d_forward(x[:, :, :4], w, g)
+    msg = str(err.value)
+    for part in ("conv2d_forward", "x (2, 2, 4, 5)", "weight (2, 2, 3, 3)", "image_size (5, 5)", "ConvGeometry("):
+        assert part in msg, msg
+    with pytest.raises(TypeError, match="ConvGeometry"):
+        D.conv2d_forward(x, w, tuple(g))  # a plain tuple is not a geometry
 
 
 @pytest.mark.gpu
@@ -166,12 +198,12 @@ def test_dispatch_rejects_misfit_shapes(call, match):
 def test_cupy_kernels_match_cpu():
     import cupy as cp
 
-    x, w, gy, opts, osz = make((2, 4, 9, 8, 6, 2, (3, 2), (2, 1), (1, 2), (2, 1)), np.float64)
-    ref = reference_all(x, w, gy, opts, osz)
+    x, w, gy, g = make((2, 4, 9, 8, 6, 2, (3, 2), (2, 1), (1, 2), (2, 1)), np.float64)
+    ref = reference_all(x, w, gy, g)
     got = (
-        D.conv2d_forward(cp.asarray(x), cp.asarray(w), *opts, osz),
-        D.conv2d_grad_input(cp.asarray(gy), cp.asarray(w), *opts, x.shape[2:]),
-        D.conv2d_grad_weight(cp.asarray(x), cp.asarray(gy), *opts, w.shape[2:]),
+        D.conv2d_forward(cp.asarray(x), cp.asarray(w), g),
+        D.conv2d_grad_input(cp.asarray(gy), cp.asarray(w), g),
+        D.conv2d_grad_weight(cp.asarray(x), cp.asarray(gy), g),
     )
     for a, b in zip(got, ref):
         assert isinstance(a, cp.ndarray)
@@ -184,19 +216,21 @@ def test_second_process_loads_kernels_from_cache():
         """
         import numpy as np
         import numba
+        from tinyvision.kernels.conv_geometry import ConvGeometry
         from tinyvision.kernels.cpu import _threads, conv as K
-        o = ((2, 2), (0, 0), (1, 1), 1)  # stride 2: the Numba col2im
+        # stride 2: the Numba col2im
+        g = ConvGeometry((2, 2), (0, 0), (1, 1), 1, kernel_size=(3, 3), image_size=(7, 7), map_size=(3, 3))
         _threads.SERIAL_MAX_MACS = 0  # these tiny convs would otherwise all run serially
         w = np.ones((2, 2, 3, 3), np.float32)
         for n in (1, 2):  # one image: parallel kernels; two: data-parallel workers
             x = np.ones((n, 2, 7, 7), np.float32); gy = np.ones((n, 2, 3, 3), np.float32)
-            K.conv2d_forward(x, w, *o, (3, 3)); K.conv2d_grad_input(gy, w, *o, (7, 7))
-            K.conv2d_grad_weight(x, gy, *o, (3, 3))
-        K.conv2d_forward_reference(x, w, *o, (3, 3))
-        K.conv2d_grad_input_reference(gy, w, *o, (7, 7)); K.conv2d_grad_weight_reference(x, gy, *o, (3, 3))
+            K.conv2d_forward(x, w, g); K.conv2d_grad_input(gy, w, g)
+            K.conv2d_grad_weight(x, gy, g)
+        K.conv2d_forward_reference(x, w, g)
+        K.conv2d_grad_input_reference(gy, w, g); K.conv2d_grad_weight_reference(x, gy, g)
         from tinyvision.kernels.cpu import winograd as WG
-        for m in (2, 4):
-            WG.winograd_conv3x3(np.ones((2, 2, 5, 5), np.float32), w, (1, 1), (5, 5), m)
+        g3 = ConvGeometry((1, 1), (1, 1), (1, 1), 1, kernel_size=(3, 3), image_size=(5, 5), map_size=(5, 5))
+        WG.winograd_conv3x3(np.ones((2, 2, 5, 5), np.float32), w, g3)
         fns = [f for mod in (K, WG) for f in vars(mod).values() if isinstance(f, numba.core.registry.CPUDispatcher)]
         used = [f for f in fns if f.stats.cache_hits or f.stats.cache_misses]
         print(sum(sum(f.stats.cache_misses.values()) for f in used), len(used), len(fns))
@@ -220,15 +254,14 @@ def test_concurrent_callers_get_correct_results_and_blas_threads_restored():
     # Four images: data-parallel workers; one image, stride 2: the parallel (prange) col2im.
     cases = [make((4, 4, 9, 9, 6, 2, (3, 3), (1, 1), (1, 1), (1, 1)), np.float64),
              make((1, 4, 40, 40, 6, 1, (3, 3), (2, 2), (1, 1), (1, 1)), np.float64)]
-    wants = [reference_all(x, w, gy, opts, osz) for x, w, gy, opts, osz in cases]
+    wants = [reference_all(*case) for case in cases]
     before = _threads._blas_functions()[0]() if _threads.blas_threads_controllable() else None
     failures = []
 
     def worker(k):
-        x, w, gy, opts, osz = cases[k]
+        x, w, gy, g = cases[k]
         for _ in range(20):
-            got = (CPU.conv2d_forward(x, w, *opts, osz), CPU.conv2d_grad_input(gy, w, *opts, x.shape[2:]),
-                   CPU.conv2d_grad_weight(x, gy, *opts, w.shape[2:]))
+            got = (CPU.conv2d_forward(x, w, g), CPU.conv2d_grad_input(gy, w, g), CPU.conv2d_grad_weight(x, gy, g))
             if not all(np.allclose(a, b, rtol=1e-12, atol=1e-12) for a, b in zip(got, wants[k])):
                 failures.append(k)
 
@@ -255,12 +288,12 @@ def test_concurrent_callers_get_correct_results_and_blas_threads_restored():
 @pytest.mark.parametrize("workspace", [None, 1])
 def test_tiling_kernels_equal_reference(geom, workspace):
     """Kernels that tile the image without overlap take a copy-only col2im; check it directly."""
-    x, w, gy, opts, osz = make(geom, np.float64)
-    ref = reference_all(x, w, gy, opts, osz)
+    x, w, gy, g = make(geom, np.float64)
+    ref = reference_all(x, w, gy, g)
     got = (
-        CPU.conv2d_forward(x, w, *opts, osz, workspace),
-        CPU.conv2d_grad_input(gy, w, *opts, x.shape[2:], workspace),
-        CPU.conv2d_grad_weight(x, gy, *opts, w.shape[2:], workspace),
+        CPU.conv2d_forward(x, w, g, workspace),
+        CPU.conv2d_grad_input(gy, w, g, workspace),
+        CPU.conv2d_grad_weight(x, gy, g, workspace),
     )
     for name, a, b in zip(("y", "gx", "gw"), got, ref):
         assert_close(a, b, np.float64, name)
@@ -296,6 +329,6 @@ def test_run_parallel_pins_only_pool_threads(pin, monkeypatch):
                 assert affinity == {cpus[k]}
             if not pin:
                 assert affinity == before  # unpinned again
-    x, w, gy, opts, osz = make((4, 4, 9, 9, 6, 1, (3, 3), (1, 1), (1, 1), (1, 1)), np.float64)
-    np.testing.assert_allclose(CPU.conv2d_forward(x, w, *opts, osz), CPU.conv2d_forward_reference(x, w, *opts, osz),
+    x, w, gy, g = make((4, 4, 9, 9, 6, 1, (3, 3), (1, 1), (1, 1), (1, 1)), np.float64)
+    np.testing.assert_allclose(CPU.conv2d_forward(x, w, g), CPU.conv2d_forward_reference(x, w, g),
                                rtol=1e-12, atol=1e-12)

@@ -203,6 +203,46 @@ def coco_accumulate_args(rng):
             np.linspace(0, 1, 11), np.array([1, 3, 10], dtype=np.int64), bool(rng.integers(2)))
 
 
+def _channels(rng, dtype):
+    """x (N, C, L) and per-channel w, b, mu, r of x's dtype."""
+    N, C, L = (int(v) for v in rng.integers(1, 5, 3))
+    x = rng.standard_normal((N, C, L)).astype(dtype)
+    w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    mu, r = rng.standard_normal(C).astype(dtype), rng.uniform(0.5, 2.0, C).astype(dtype)
+    return x, w, b, mu, r
+
+
+def bn_train_forward_args(rng):
+    x, w, b, _, _ = _channels(rng, _dtype(rng))
+    return x, w, b, 1e-5
+
+
+def bn_eval_forward_args(rng):
+    return _channels(rng, _dtype(rng))
+
+
+def bn_backward_args(rng):
+    x, w, b, mu, r = _channels(rng, _dtype(rng))
+    return rng.standard_normal(x.shape).astype(x.dtype), x, w, mu, r, bool(rng.integers(2))
+
+
+def _signed_with_zeros_and_nan(rng, n, dtype):
+    v = rng.standard_normal(n).astype(dtype)
+    v[rng.random(n) < 0.2] = 0.0
+    v[rng.random(n) < 0.1] = np.nan
+    return v
+
+
+def relu_forward_args(rng):
+    return (_signed_with_zeros_and_nan(rng, int(rng.integers(1, 200)), _dtype(rng)),)
+
+
+def relu_backward_args(rng):
+    (y,) = relu_forward_args(rng)
+    y = np.where(y <= 0, 0, y).astype(y.dtype)  # a ReLU output: zeros, positives, NaN
+    return _signed_with_zeros_and_nan(rng, y.size, y.dtype), y
+
+
 ARGS = {
     ("pool", "max_pool2d_forward"): max_pool_forward_args,
     ("pool", "max_pool2d_backward"): max_pool_backward_args,
@@ -215,10 +255,17 @@ ARGS = {
     ("nms", "batched_nms_grouped"): batched_nms_args,
     ("coco", "coco_match"): coco_match_args,
     ("coco", "coco_accumulate"): coco_accumulate_args,
+    ("batch_norm", "batch_norm_train_forward"): bn_train_forward_args,
+    ("batch_norm", "batch_norm_eval_forward"): bn_eval_forward_args,
+    ("batch_norm", "batch_norm_backward"): bn_backward_args,
+    ("activation", "relu_forward"): relu_forward_args,
+    ("activation", "relu_backward"): relu_backward_args,
 }
 
 # Sums that run in a different order: close, not equal. Every other pair agrees bit for bit.
-CLOSE = {("resample", "resample2d_backward")}          # the reference scatters row by output pixel
+CLOSE = {("resample", "resample2d_backward"),         # the reference scatters row by output pixel
+         ("batch_norm", "batch_norm_train_forward"),   # the fast sums split into partial sums
+         ("batch_norm", "batch_norm_backward")}
 GPU_CLOSE = CLOSE | {("pool", "max_pool2d_backward"),  # bincount: float64 sums, then cast
                      ("pool", "avg_pool2d_backward")}
 

@@ -1,7 +1,7 @@
 """Bounds-check cases for the Winograd kernels of kernels/cpu/winograd.py (see boundscheck_runner.py).
 
-The input and output transforms (both F(2x2, 3x3) and F(4x4, 3x3)) and the gy transform of
-the F(3x3, 2x2) weight gradient on odd geometries: output
+The input and output transforms of F(2x2, 3x3) and the gy transform of the F(3x3, 2x2)
+weight gradient on odd geometries: output
 sizes that are not multiples of the tile size (ragged last tiles, cropped), padding 0/1/2 and
 larger than the kernel reach, single rows/columns of tiles, whole-image chunks, bands of one
 tile row (tiny workspace), one image (bands split between threads) and several. The kernels
@@ -9,6 +9,7 @@ are serial (no prange), so the checked build covers them as they run. float64 on
 """
 import numpy as np
 
+from tinyvision.kernels.conv_geometry import ConvGeometry
 from tinyvision.kernels.cpu import winograd as WG
 
 # (N, C, H, W, F, (PH, PW), (OH, OW) or None for the full output)
@@ -29,13 +30,14 @@ def _case(cfg, seed):
     w = rng.standard_normal((F, C, 3, 3))
     osz = osz or (H + 2 * PH - 2, W + 2 * PW - 2)
     gy = rng.standard_normal((N, F) + tuple(osz))
+    g = ConvGeometry(stride=(1, 1), padding=(PH, PW), dilation=(1, 1), groups=1, kernel_size=(3, 3),
+                     image_size=(H, W), map_size=tuple(osz))
 
     def run():
         out = []
         for ws in (None, 1):
-            for m in (2, 4):
-                out.append(WG.winograd_conv3x3(x, w, (PH, PW), osz, m, ws))
-            out.append(WG.winograd_conv3x3_grad_weight(x, gy, (PH, PW), ws))
+            out.append(WG.winograd_conv3x3(x, w, g, ws))
+            out.append(WG.winograd_conv3x3_grad_weight(x, gy, g, ws))
         return tuple(out)
 
     return run

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..backend import get_array_module
+from ..kernels.dispatch import kernel
 
 __all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "logsigmoid"]
 
@@ -33,9 +34,8 @@ class ReLU(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
-        kernels = _relu_kernels(x)
-        if kernels is not None:
-            y = kernels.relu_forward(x.reshape(-1)).reshape(x.shape)
+        if _kernel_arrays(x):
+            y = kernel("activation", "relu_forward", x)(x.reshape(-1)).reshape(x.shape)
         else:
             y = xp.where(x <= 0, 0, x).astype(x.dtype, copy=False)  # NaN <= 0 is False: kept
         self.save_for_backward(y)
@@ -44,22 +44,30 @@ class ReLU(Function):
     def backward(self, gy):
         (y,) = self.saved
         xp = get_array_module(gy)
-        kernels = _relu_kernels(gy, y)
-        if kernels is not None:
-            return kernels.relu_backward(gy.reshape(-1), y.reshape(-1)).reshape(gy.shape)
+        if _kernel_arrays(gy, y):
+            return kernel("activation", "relu_backward", gy, y)(gy.reshape(-1), y.reshape(-1)).reshape(gy.shape)
         return xp.where(y <= 0, 0, gy).astype(gy.dtype, copy=False)
 
 
-def _relu_kernels(*arrays):
-    """kernels/cpu/activation.py for C-contiguous NumPy float arrays of one dtype, else None."""
+def _kernel_arrays(*arrays):
+    """True for C-contiguous NumPy float32/float64 arrays of one dtype: the CPU kernels
+    (kernels/cpu/activation.py, chosen by kernels/dispatch.py) take them. Anything else (CuPy,
+    float16, a strided view) runs the array formulas, on its own device."""
     a = arrays[0]
-    for t in arrays:
-        if type(t) is not np.ndarray or t.dtype != a.dtype or t.dtype not in (np.float32, np.float64) \
-                or not t.flags.c_contiguous:
-            return None
-    from ..kernels.cpu import activation
+    return all(type(t) is np.ndarray and t.dtype == a.dtype and t.dtype in (np.float32, np.float64)
+               and t.flags.c_contiguous for t in arrays)
 
-    return activation
+
+class _ReluKernels:
+    """relu_forward / relu_backward as chosen by the dispatch (fast, or the reference under use_impl)."""
+
+    @staticmethod
+    def relu_forward(x):
+        return kernel("activation", "relu_forward", x)(x)
+
+    @staticmethod
+    def relu_backward(gy, y):
+        return kernel("activation", "relu_backward", gy, y)(gy, y)
 
 
 class LeakyReLU(Function):

@@ -24,7 +24,10 @@ Every gradient is the same sum read backwards (gy = dL/dy):
 
 The transposed convolution is defined *as* the input gradient of a convolution: its forward
 pass is ``gx`` above with x in the role of gy, and its input gradient is a convolution. So the
-three kernels (:mod:`tinyvision.kernels.conv_dispatch`) serve both ops:
+three kernels (:mod:`tinyvision.kernels.conv_dispatch`) serve both ops, each called with the
+one :class:`~tinyvision.kernels.conv_geometry.ConvGeometry` that the public function built
+after checking its arguments (for conv_transpose2d, the geometry of the underlying conv2d: its
+``image_size`` is the transposed convolution's output, its ``map_size`` the input):
 
 =====================  ==============================  ==========================================
                        conv2d                          conv_transpose2d
@@ -43,6 +46,7 @@ import numpy as np
 from .._args import int_pair
 from ..autograd import Function, Tensor, _to_data
 from ..kernels import conv_dispatch as K
+from ..kernels.conv_geometry import ConvGeometry
 
 __all__ = ["conv2d", "conv_transpose2d"]
 
@@ -104,7 +108,10 @@ def _check_bias(op, b, channels):
 
 
 def _conv2d_geometry(x, w, b, stride, padding, dilation, groups):
-    """Check conv2d's arguments; return (stride, top/left padding, dilation, groups, (OH, OW))."""
+    """Check conv2d's arguments (the only check they get); return their ConvGeometry.
+
+    Its ``padding`` is the top/left padding; for 'same' with an even kernel the bottom/right
+    padding is one more, which only map_size (OH, OW) records."""
     op = "conv2d"
     _check_arrays(op, x, w, b, "(C_out, C_in/groups, KH, KW)")
     stride = int_pair("stride", stride, where=op)
@@ -144,11 +151,14 @@ def _conv2d_geometry(x, w, b, stride, padding, dilation, groups):
             f"padded input {H + total[0]}x{W + total[1]} (input shape {tuple(x.shape)}, padding {padding!r})"
         )
     out = ((H + total[0] - ext[0]) // stride[0] + 1, (W + total[1] - ext[1]) // stride[1] + 1)
-    return stride, pad_hw, dilation, int(groups), out
+    return ConvGeometry(stride=stride, padding=pad_hw, dilation=dilation, groups=int(groups),
+                        kernel_size=(KH, KW), image_size=(H, W), map_size=out)
 
 
 def _conv_transpose2d_geometry(x, w, b, stride, padding, output_padding, groups, dilation):
-    """Check conv_transpose2d's arguments; return (stride, padding, dilation, groups, (OH, OW))."""
+    """Check conv_transpose2d's arguments (the only check they get); return the ConvGeometry of
+    the conv2d whose input gradient this is: image side = this op's output (OH, OW), map side =
+    its input (H, W)."""
     op = "conv_transpose2d"
     _check_arrays(op, x, w, b, "(C_in, C_out/groups, KH, KW)")
     stride = int_pair("stride", stride, where=op)
@@ -182,7 +192,8 @@ def _conv_transpose2d_geometry(x, w, b, stride, padding, output_padding, groups,
             f"conv_transpose2d: the output size {out} is empty: input shape {tuple(x.shape)}, kernel {KH}x{KW}, "
             f"stride {stride}, padding {padding}, dilation {dilation}, output_padding {output_padding}"
         )
-    return stride, padding, dilation, int(groups), out
+    return ConvGeometry(stride=stride, padding=padding, dilation=dilation, groups=int(groups),
+                        kernel_size=(KH, KW), image_size=out, map_size=(H, W))
 
 
 def _bias_grad(gy):
@@ -195,15 +206,12 @@ def _bias_grad(gy):
 # conv2d
 # --------------------------------------------------------------------------------------
 class _ConvFunction(Function):
-    """What conv2d and conv_transpose2d share: the geometry they were called with, and which
-    inputs need a gradient (a gradient nobody asked for is not computed: each is a full kernel)."""
+    """What conv2d and conv_transpose2d share: the ConvGeometry their arguments were checked
+    into (handed unchanged to every kernel), and which inputs need a gradient (a gradient
+    nobody asked for is not computed: each is a full kernel)."""
 
-    def __init__(self, stride, padding, dilation, groups, out_size):
-        self.stride, self.padding, self.dilation = stride, padding, dilation
-        self.groups, self.out_size = groups, out_size
-
-    def _opts(self):
-        return self.stride, self.padding, self.dilation, self.groups
+    def __init__(self, geometry):
+        self.geometry = geometry
 
     def _needs(self, k):
         inputs = getattr(self, "inputs", None)
@@ -223,7 +231,7 @@ class Conv2dFunction(_ConvFunction):
     """
 
     def forward(self, x, w, b):
-        y = K.conv2d_forward(x, w, *self._opts(), self.out_size)
+        y = K.conv2d_forward(x, w, self.geometry)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         self.save_for_backward(x, w)
@@ -232,8 +240,8 @@ class Conv2dFunction(_ConvFunction):
 
     def backward(self, gy):
         x, w = self.saved
-        gx = K.conv2d_grad_input(gy, w, *self._opts(), x.shape[2:]) if self._needs(0) else None
-        gw = K.conv2d_grad_weight(x, gy, *self._opts(), w.shape[2:]) if self._needs(1) else None
+        gx = K.conv2d_grad_input(gy, w, self.geometry) if self._needs(0) else None
+        gw = K.conv2d_grad_weight(x, gy, self.geometry) if self._needs(1) else None
         gb = _bias_grad(gy) if self.has_bias else None
         return gx, gw, gb
 
@@ -275,8 +283,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """
     x, w, b = input, weight, bias  # PyTorch's argument names; the short math names below
     xa, wa, ba = _array(x), _array(w), _array(b)
-    stride, pad_hw, dilation, groups, out = _conv2d_geometry(xa, wa, ba, stride, padding, dilation, groups)
-    return Conv2dFunction(stride, pad_hw, dilation, groups, out)(x, w, b)
+    geometry = _conv2d_geometry(xa, wa, ba, stride, padding, dilation, groups)
+    return Conv2dFunction(geometry)(x, w, b)
 
 
 # --------------------------------------------------------------------------------------
@@ -299,7 +307,7 @@ class ConvTranspose2dFunction(_ConvFunction):
     """
 
     def forward(self, x, w, b):
-        y = K.conv2d_grad_input(x, w, *self._opts(), self.out_size)
+        y = K.conv2d_grad_input(x, w, self.geometry)  # x on the map side, y on the image side
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         self.save_for_backward(x, w)
@@ -308,8 +316,8 @@ class ConvTranspose2dFunction(_ConvFunction):
 
     def backward(self, gy):
         x, w = self.saved
-        gx = K.conv2d_forward(gy, w, *self._opts(), x.shape[2:]) if self._needs(0) else None
-        gw = K.conv2d_grad_weight(gy, x, *self._opts(), w.shape[2:]) if self._needs(1) else None
+        gx = K.conv2d_forward(gy, w, self.geometry) if self._needs(0) else None
+        gw = K.conv2d_grad_weight(gy, x, self.geometry) if self._needs(1) else None
         gb = _bias_grad(gy) if self.has_bias else None
         return gx, gw, gb
 
@@ -344,6 +352,5 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     """
     x, w, b = input, weight, bias  # PyTorch's argument names; the short math names below
     xa, wa, ba = _array(x), _array(w), _array(b)
-    stride, padding, dilation, groups, out = _conv_transpose2d_geometry(
-        xa, wa, ba, stride, padding, output_padding, groups, dilation)
-    return ConvTranspose2dFunction(stride, padding, dilation, groups, out)(x, w, b)
+    geometry = _conv_transpose2d_geometry(xa, wa, ba, stride, padding, output_padding, groups, dilation)
+    return ConvTranspose2dFunction(geometry)(x, w, b)

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..autograd import Function, Tensor
 from ..backend import get_array_module
+from ..kernels.dispatch import kernel
 
 __all__ = ["batch_norm", "group_norm", "BatchNormFunction", "GroupNormFunction"]
 
@@ -96,10 +97,9 @@ class BatchNormFunction(Function):
         self.running_var = running_var
 
     def forward(self, x, w, b):
-        fast = _fast_kernels(x, w, b)
-        if fast is not None:
-            return self._forward_fast(fast, x, w, b)
-        self.fast = None
+        if _kernel_arrays(x, w, b):
+            return self._forward_kernels(x, w, b)
+        self.kernels = False
         xp = get_array_module(x)
         axes = (0,) + tuple(range(2, x.ndim))
         shape = _param_shape(x.ndim)
@@ -119,8 +119,8 @@ class BatchNormFunction(Function):
         return _affine(xhat, w, b)
 
     def backward(self, gy):
-        if self.fast is not None:
-            return self._backward_fast(gy)
+        if self.kernels:
+            return self._backward_kernels(gy)
         xhat, r, w = self.saved
         g, gw, gb = _affine_backward(gy, xhat, w)  # g = dL/dxhat
         if self.training:
@@ -134,39 +134,38 @@ class BatchNormFunction(Function):
     # The same formulas as one CPU kernel per pass (kernels/cpu/batch_norm.py): the statistics
     # and y in one pass per channel; gw, gb and gx in another. It keeps x (not xhat) for the
     # backward pass and recomputes xhat there.
-    def _forward_fast(self, kernels, x, w, b):
-        self.fast = kernels
+    # (kernels/dispatch.py picks the fast kernels, or the plain-loop references under use_impl.)
+    def _forward_kernels(self, x, w, b):
+        self.kernels = True
         N, C = x.shape[:2]
         x3 = np.ascontiguousarray(x).reshape(N, C, -1)  # (N, C, *) -> (N, C, L)
         w1 = np.ones(C, x.dtype) if w is None else w
         b1 = np.zeros(C, x.dtype) if b is None else b
         if self.training:
-            y, self.mean, self.var_sum, mu, r = kernels.batch_norm_train_forward(x3, w1, b1, self.eps)
+            y, self.mean, self.var_sum, mu, r = kernel("batch_norm", "batch_norm_train_forward", x3)(
+                x3, w1, b1, self.eps)
         else:
             mu = self.running_mean.astype(np.float64).astype(x.dtype)
             r = (1.0 / np.sqrt(self.running_var.astype(np.float64) + self.eps)).astype(x.dtype)
-            y = kernels.batch_norm_eval_forward(x3, w1, b1, mu, r)
+            y = kernel("batch_norm", "batch_norm_eval_forward", x3)(x3, w1, b1, mu, r)
         self.save_for_backward(x3, mu, r, w1)
         self.has_weight = w is not None
         return y.reshape(x.shape)
 
-    def _backward_fast(self, gy):
+    def _backward_kernels(self, gy):
         x3, mu, r, w1 = self.saved
         gy3 = np.ascontiguousarray(gy).reshape(x3.shape)
-        gx, gw, gb = self.fast.batch_norm_backward(gy3, x3, w1, mu, r, self.training)
+        gx, gw, gb = kernel("batch_norm", "batch_norm_backward", gy3)(gy3, x3, w1, mu, r, self.training)
         return gx.reshape(gy.shape), (gw if self.has_weight else None), gb
 
 
-def _fast_kernels(x, w, b):
-    """The CPU kernel module for batch_norm when it applies (NumPy arrays, one float dtype for
-    x, w and b, a non-empty input), else None: the NumPy formulas above run (CuPy too)."""
+def _kernel_arrays(x, w, b):
+    """True when the CPU kernels (kernels/cpu/batch_norm.py, via kernels/dispatch.py) apply:
+    NumPy arrays, one float dtype for x, w and b, a non-empty input. Otherwise the array
+    formulas above run (on CuPy too)."""
     if type(x) is not np.ndarray or x.dtype not in (np.float32, np.float64) or x.size == 0:
-        return None
-    if any(p is not None and (type(p) is not np.ndarray or p.dtype != x.dtype) for p in (w, b)):
-        return None
-    from ..kernels.cpu import batch_norm as kernels
-
-    return kernels
+        return False
+    return all(p is None or (type(p) is np.ndarray and p.dtype == x.dtype) for p in (w, b))
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,

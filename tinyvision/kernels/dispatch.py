@@ -43,12 +43,21 @@ nms       nms_sorted                   keep j unless a kept i < j overlaps it  -
 nms       batched_nms_grouped          nms_sorted_reference per segment        -                  host (1)
 coco      coco_match                   pycocotools' evaluateImg loops          -                  host (2)
 coco      coco_accumulate              pycocotools' accumulate (cumsum)        -                  host (2)
+batch_norm batch_norm_train_forward   the statistics, then xhat, y per channel -                  array (3)
+batch_norm batch_norm_eval_forward    y = w (x - mu) r + b                    -                  array (3)
+batch_norm batch_norm_backward        gb, gw, then gx per channel             -                  array (3)
+activation relu_forward               y = 0 if x <= 0 else x (NaN kept)       -                  array (3)
+activation relu_backward              gx = 0 if y <= 0 else gy                -                  array (3)
 conv      conv2d_forward, _grad_*      (still dispatched by conv_dispatch.py)  conv.py            on device
 ========  ===========================  ======================================  =================  ==========
 
 (1) ``ops/nms.py`` validates and sorts on the host (``to_device(..., "cpu")``) and copies the
     kept indices back, so the kernel only ever sees NumPy arrays.
 (2) ``metrics/coco.py`` works on host arrays throughout (annotations are Python objects).
+(3) ``functional/normalization.py`` and ``functional/activation.py`` ask for these kernels only
+    for C-contiguous NumPy float32/float64 arrays; any other input (CuPy, float16, a strided
+    view) runs the Function's own array formulas, which are written with ``xp`` and stay on the
+    device (one elementwise expression each: no kernel of their own to write for CuPy).
 
 Choosing the implementation: the ``impl`` argument, or, for a whole model or metric at once
 (``impl=None``, what the callers pass), the module-level default set by :func:`use_impl`::
@@ -88,6 +97,8 @@ KERNELS = {
     "boxes": ("box_iou",),
     "nms": ("nms_sorted", "batched_nms_grouped"),
     "coco": ("coco_match", "coco_accumulate"),
+    "batch_norm": ("batch_norm_train_forward", "batch_norm_eval_forward", "batch_norm_backward"),
+    "activation": ("relu_forward", "relu_backward"),
 }
 
 _default_impl = "fast"

@@ -8,9 +8,12 @@ Notation (the whole project's letters)::
     y[n,f,i,j] = sum_{c,u,v} w[f,c,u,v] * x[n, g*Cg + c, i*SH + u*DH - PH, j*SW + v*DW - PW]
 
 where g = f // (F/G) is the group of output channel f, Cg = C/G, and x reads as 0 outside the
-image (zero padding). ``PH``/``PW`` are the padding on the *top/left*; the bottom/right padding
-is implicit in ``OH``/``OW``, which the caller passes (so ``padding='same'`` with an even kernel,
-whose padding is asymmetric, needs nothing special here).
+image (zero padding). Every kernel takes its arrays and one
+:class:`~tinyvision.kernels.conv_geometry.ConvGeometry` ``geometry`` — stride (SH, SW), padding
+(PH, PW), dilation (DH, DW), groups G, kernel_size (KH, KW), image_size (H, W) and map_size
+(OH, OW) — and unpacks it into those letters. ``PH``/``PW`` are the padding on the *top/left*;
+the bottom/right padding is implicit in ``OH``/``OW`` (so ``padding='same'`` with an even
+kernel, whose padding is asymmetric, needs nothing special here).
 
 Three kernels, each the same sum read a different way:
 
@@ -61,8 +64,8 @@ How the fast path is organised (each choice measured on the 2-core CI machine, s
   that is not all finite (an inf in the input) is recomputed by im2col (see :func:`_finite`).
 
 All kernels take and return raw NumPy arrays, float32 or float64 (x and w of one dtype); the
-caller (:mod:`tinyvision.kernels.conv_dispatch`) has validated every shape, so no index here
-can leave its array.
+caller (:mod:`tinyvision.kernels.conv_dispatch`) has checked that the arrays' shapes are the
+ones the geometry describes, so no index here can leave its array.
 """
 from __future__ import annotations
 
@@ -159,27 +162,27 @@ def _conv2d_grad_weight_reference(x, gy, SH, SW, PH, PW, DH, DW, G, gw):
                     gw[f, c, u, v] = acc
 
 
-def conv2d_forward_reference(x, w, stride, padding, dilation, groups, out_size):
+def conv2d_forward_reference(x, w, geometry):
     """y (N, F, OH, OW) by the defining sum, one loop per index. Slow; for tests and reading."""
-    (SH, SW), (PH, PW), (DH, DW), (OH, OW) = stride, padding, dilation, out_size
+    (SH, SW), (PH, PW), (DH, DW), G, (KH, KW), (H, W), (OH, OW) = geometry
     y = np.empty((x.shape[0], w.shape[0], OH, OW), dtype=x.dtype)
-    _conv2d_forward_reference(np.ascontiguousarray(x), np.ascontiguousarray(w), SH, SW, PH, PW, DH, DW, groups, OH, OW, y)
+    _conv2d_forward_reference(np.ascontiguousarray(x), np.ascontiguousarray(w), SH, SW, PH, PW, DH, DW, G, OH, OW, y)
     return y
 
 
-def conv2d_grad_input_reference(gy, w, stride, padding, dilation, groups, in_size):
+def conv2d_grad_input_reference(gy, w, geometry):
     """gx (N, C, H, W): every gy[n,f,i,j] * w[f,c,u,v] added back to the pixel it came from."""
-    (SH, SW), (PH, PW), (DH, DW), (H, W) = stride, padding, dilation, in_size
-    gx = np.zeros((gy.shape[0], w.shape[1] * groups, H, W), dtype=gy.dtype)
-    _conv2d_grad_input_reference(np.ascontiguousarray(gy), np.ascontiguousarray(w), SH, SW, PH, PW, DH, DW, groups, gx)
+    (SH, SW), (PH, PW), (DH, DW), G, (KH, KW), (H, W), (OH, OW) = geometry
+    gx = np.zeros((gy.shape[0], w.shape[1] * G, H, W), dtype=gy.dtype)
+    _conv2d_grad_input_reference(np.ascontiguousarray(gy), np.ascontiguousarray(w), SH, SW, PH, PW, DH, DW, G, gx)
     return gx
 
 
-def conv2d_grad_weight_reference(x, gy, stride, padding, dilation, groups, kernel_size):
+def conv2d_grad_weight_reference(x, gy, geometry):
     """gw (F, C/G, KH, KW): each weight's gradient is the sum of gy times the pixel it multiplied."""
-    (SH, SW), (PH, PW), (DH, DW), (KH, KW) = stride, padding, dilation, kernel_size
-    gw = np.empty((gy.shape[1], x.shape[1] // groups, KH, KW), dtype=x.dtype)
-    _conv2d_grad_weight_reference(np.ascontiguousarray(x), np.ascontiguousarray(gy), SH, SW, PH, PW, DH, DW, groups, gw)
+    (SH, SW), (PH, PW), (DH, DW), G, (KH, KW), (H, W), (OH, OW) = geometry
+    gw = np.empty((gy.shape[1], x.shape[1] // G, KH, KW), dtype=x.dtype)
+    _conv2d_grad_weight_reference(np.ascontiguousarray(x), np.ascontiguousarray(gy), SH, SW, PH, PW, DH, DW, G, gw)
     return gw
 
 
@@ -326,20 +329,22 @@ def _col2im_parallel(*args):
         _col2im(*args)
 
 
-def im2col(x, kernel_size, stride, padding, dilation, out_size):
-    """The whole unfolded input: (C*KH*KW, N*OH*OW). For reading and testing (no chunking)."""
-    (KH, KW), (SH, SW), (PH, PW), (DH, DW), (OH, OW) = kernel_size, stride, padding, dilation, out_size
+def im2col(x, geometry):
+    """The whole unfolded input x (N, C, H, W): (C*KH*KW, N*OH*OW). For reading and testing (no
+    chunking; ``geometry.groups`` is not used: C is all of x's channels)."""
+    (SH, SW), (PH, PW), (DH, DW), G, (KH, KW), (H, W), (OH, OW) = geometry
     N, C = x.shape[:2]
     cols = np.empty((C * KH * KW, N * OH * OW), dtype=x.dtype)
     _im2col(x, 0, C, 0, N, 0, OH, KH, KW, SH, SW, PH, PW, DH, DW, OW, cols)
     return cols
 
 
-def col2im(cols, in_shape, kernel_size, stride, padding, dilation, out_size):
-    """The adjoint of :func:`im2col`: (C*KH*KW, N*OH*OW) columns summed back into (N, C, H, W)."""
-    (KH, KW), (SH, SW), (PH, PW), (DH, DW), (OH, OW) = kernel_size, stride, padding, dilation, out_size
-    N, C = in_shape[:2]
-    gx = np.zeros(in_shape, dtype=cols.dtype)
+def col2im(cols, geometry):
+    """The adjoint of :func:`im2col`: (C*KH*KW, N*OH*OW) columns summed back into (N, C, H, W)
+    (C and N read off the columns' shape)."""
+    (SH, SW), (PH, PW), (DH, DW), G, (KH, KW), (H, W), (OH, OW) = geometry
+    C, N = cols.shape[0] // (KH * KW), cols.shape[1] // (OH * OW)
+    gx = np.zeros((N, C, H, W), dtype=cols.dtype)
     _col2im(np.ascontiguousarray(cols), 0, C, 0, N, 0, OH, KH, KW, SH, SW, PH, PW, DH, DW, OW, gx)
     return gx
 
@@ -402,24 +407,13 @@ def _plans(N, OH, OW, rows, itemsize, workspace_bytes, macs=None):
     return plans
 
 
-def _is_pointwise(kernel_size, stride, padding, dilation):
-    """1x1 kernel, stride 1, no padding: cols would be x itself (dilation is irrelevant)."""
-    return tuple(kernel_size) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
-
-
-# Winograd for 3x3 stride-1 convolutions: F(m x m, 3 x 3) for the forward pass and the input
-# gradient (which is one), F(3x3, 2x2) for the weight gradient. m = 2: F(4x4, 3x3) ran another
-# 0-25% faster but its float32 error was 10-20x the direct product's (outside the float32
-# tolerance at 64+ channels); see docs/conv.md.
-WINOGRAD_TILE = 2
-
-
-def _use_winograd(C, kernel_size, stride, dilation, groups, out_size):
-    """3x3, stride 1, dilation 1, one group, C >= 4 input channels and an output at least 12x12:
-    where Winograd measured faster than im2col + GEMM (forward 1.3-2.1x, weight gradient
+# Winograd for 3x3 stride-1 convolutions: F(2x2, 3x3) for the forward pass and the input
+# gradient (which is one), F(3x3, 2x2) for the weight gradient (see winograd.py, docs/conv.md).
+def _use_winograd(C, geometry):
+    """3x3, stride 1, dilation 1, one group, C >= 4 input channels and an output (map) at least
+    12x12: where Winograd measured faster than im2col + GEMM (forward 1.3-2.1x, weight gradient
     1.2-1.5x; even or slower on 8x8 outputs and with 3 input channels)."""
-    return (winograd.supported(kernel_size, stride, dilation, groups) and C >= 4
-            and min(out_size) >= 12)
+    return winograd.supported(geometry) and C >= 4 and min(geometry.map_size) >= 12
 
 
 def _finite(result):
@@ -553,22 +547,21 @@ def _grad_input_batched(gy, w, SH, SW, PH, PW, DH, DW, H, W):
     return gx
 
 
-def conv2d_forward(x, w, stride, padding, dilation, groups, out_size, workspace_bytes=None):
+def conv2d_forward(x, w, geometry, workspace_bytes=None):
     """y (N, F, OH, OW) = conv2d(x, w) without bias, by im2col + GEMM per chunk and group."""
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w)
-    (SH, SW), (PH, PW), (DH, DW), (OH, OW) = stride, padding, dilation, out_size
-    N, C, H, W = x.shape
-    F, Cg, KH, KW = w.shape
-    G = groups
+    (SH, SW), (PH, PW), (DH, DW), G, (KH, KW), (H, W), (OH, OW) = geometry
+    N, C = x.shape[:2]
+    F, Cg = w.shape[:2]
     Fg = F // G
     K = Cg * KH * KW
-    if _use_winograd(C, (KH, KW), stride, dilation, G, out_size):
-        y = winograd.winograd_conv3x3(x, w, padding, out_size, WINOGRAD_TILE, workspace_bytes)
+    if _use_winograd(C, geometry):
+        y = winograd.winograd_conv3x3(x, w, geometry, workspace_bytes)
         if _finite(y):
             return y  # else an inf in x or w: the direct sum below (see _finite)
     y = np.empty((N, F, OH, OW), dtype=x.dtype)
-    if _is_pointwise((KH, KW), stride, padding, dilation):
+    if geometry.is_pointwise:
         for g in range(G):
             w2 = w[g * Fg:(g + 1) * Fg].reshape(Fg, Cg)
             xg = x[:, g * Cg:(g + 1) * Cg].reshape(N, Cg, H * W)
@@ -596,7 +589,7 @@ def conv2d_forward(x, w, stride, padding, dilation, groups, out_size, workspace_
     return y
 
 
-def conv2d_grad_input(gy, w, stride, padding, dilation, groups, in_size, workspace_bytes=None):
+def conv2d_grad_input(gy, w, geometry, workspace_bytes=None):
     """gx (N, C, H, W) = col2im(w2.T @ gy2): the adjoint of conv2d_forward with respect to x.
 
     This is also conv_transpose2d's forward pass (with x in the role of gy). Each thread
@@ -604,13 +597,12 @@ def conv2d_grad_input(gy, w, stride, padding, dilation, groups, in_size, workspa
     """
     gy = np.ascontiguousarray(gy)
     w = np.ascontiguousarray(w)
-    (SH, SW), (PH, PW), (DH, DW), (H, W) = stride, padding, dilation, in_size
-    N, F, OH, OW = gy.shape
-    _, Cg, KH, KW = w.shape
-    G = groups
+    (SH, SW), (PH, PW), (DH, DW), G, (KH, KW), (H, W), (OH, OW) = geometry
+    N, F = gy.shape[:2]
+    Cg = w.shape[1]
     Fg = F // G
     K = Cg * KH * KW
-    if _is_pointwise((KH, KW), stride, padding, dilation) and (H, W) == (OH, OW):
+    if geometry.is_pointwise and (H, W) == (OH, OW):
         gx = np.empty((N, Cg * G, H, W), dtype=gy.dtype)
         for g in range(G):
             w2 = w[g * Fg:(g + 1) * Fg].reshape(Fg, Cg)
@@ -627,8 +619,10 @@ def conv2d_grad_input(gy, w, stride, padding, dilation, groups, in_size, workspa
         # here (the GEMM's inner dimension is F*KH*KW instead of F, and no scatter).
         wt = (w.reshape(G, Fg, Cg, KH, KW)[:, :, :, ::-1, ::-1]   # flip u, v
               .transpose(0, 2, 1, 3, 4).reshape(G * Cg, Fg, KH, KW))  # (G*Cg, Fg, KH, KW)
-        pad = (DH * (KH - 1) - PH, DW * (KW - 1) - PW)
-        return conv2d_forward(gy, np.ascontiguousarray(wt), (1, 1), pad, (DH, DW), G, (H, W), workspace_bytes)
+        # That convolution's geometry: gy on its image side, gx on its map side.
+        full = geometry._replace(padding=(DH * (KH - 1) - PH, DW * (KW - 1) - PW),
+                                 image_size=(OH, OW), map_size=(H, W))
+        return conv2d_forward(gy, np.ascontiguousarray(wt), full, workspace_bytes)
     gx = np.zeros((N, Cg * G, H, W), dtype=gy.dtype)
 
     def work(plan):
@@ -645,24 +639,23 @@ def conv2d_grad_input(gy, w, stride, padding, dilation, groups, in_size, workspa
     return gx
 
 
-def conv2d_grad_weight(x, gy, stride, padding, dilation, groups, kernel_size, workspace_bytes=None):
+def conv2d_grad_weight(x, gy, geometry, workspace_bytes=None):
     """gw (F, C/G, KH, KW) = sum over chunks of gy2 @ cols.T, one GEMM per chunk and group.
 
     Each thread sums its own share of the batch; the shares are added at the end.
     """
     x = np.ascontiguousarray(x)
     gy = np.ascontiguousarray(gy)
-    (SH, SW), (PH, PW), (DH, DW), (KH, KW) = stride, padding, dilation, kernel_size
-    N, C, H, W = x.shape
-    _, F, OH, OW = gy.shape
-    G = groups
+    (SH, SW), (PH, PW), (DH, DW), G, (KH, KW), (H, W), (OH, OW) = geometry
+    N, C = x.shape[:2]
+    F = gy.shape[1]
     Fg, Cg = F // G, C // G
     K = Cg * KH * KW
-    if _use_winograd(C, (KH, KW), stride, dilation, G, (OH, OW)):
-        gw = winograd.winograd_conv3x3_grad_weight(x, gy, padding, workspace_bytes)
+    if _use_winograd(C, geometry):
+        gw = winograd.winograd_conv3x3_grad_weight(x, gy, geometry, workspace_bytes)
         if _finite(gw):
             return gw  # else an inf in x or gy: the direct sum below (see _finite)
-    if _is_pointwise((KH, KW), stride, padding, dilation):
+    if geometry.is_pointwise:
         gw = np.empty((F, K), dtype=x.dtype)
         for g in range(G):
             gyg = gy[:, g * Fg:(g + 1) * Fg].reshape(N, Fg, OH * OW)

@@ -20,18 +20,14 @@ Check the first output: with U = G g and V = B^T d,
 ``U0 V0 + U1 V1 + U2 V2 = g0 (d0 - d2) + (g0+g1+g2)/2 (d1+d2) + (g0-g1+g2)/2 (d2-d1)
 = g0 d0 + g1 d1 + g2 d2`` — the correlation at i = 0, with 4 multiplications for 2 outputs.
 
-For F(4, 3), with the points 0, 1, -1, 2, -2 and infinity (6 products for 4 outputs)::
-
-          [4  0 -5  0  1  0]          [ 1/4     0     0  ]
-          [0 -4 -4  1  1  0]          [-1/6  -1/6  -1/6  ]         [1  1  1  1  1  0]
-    B^T = [0  4 -4 -1  1  0]      G = [-1/6   1/6  -1/6  ]   A^T = [0  1 -1  2 -2  0]
-          [0 -2 -1  2  1  0]          [1/24  1/12   1/6  ]         [0  1  1  4  4  0]
-          [0  2 -1 -2  1  0]          [1/24 -1/12   1/6  ]         [0  1 -1  8 -8  1]
-          [0  4  0 -5  0  1]          [  0     0     1   ]
+This module uses m = 2 only: larger tiles (F(4, 3): 6 products for 4 outputs) need fewer
+multiplications but their matrices (entries up to 8 and 1/24) cost float32 accuracy; see
+docs/conv.md for the measurements that ruled F(4x4, 3x3) out.
 
 Two dimensions, many channels
 -----------------------------
-Nesting the 1-D algorithm in both axes gives F(m x m, 3 x 3): for an alpha x alpha input tile d
+Nesting the 1-D algorithm in both axes gives F(m x m, 3 x 3) (here F(2x2, 3x3), alpha = 4):
+for an alpha x alpha input tile d
 of channel c and the 3x3 filter g of (output channel f, input channel c),
 
     Y = A^T [ (G g G^T) * (B^T d B) ] A          (m x m outputs, alpha^2 products)
@@ -50,11 +46,15 @@ the last tiles reach past the image: the input reads as zero there (as in the pa
 the outputs beyond OH x OW are not written.
 
 Cost: the direct (im2col) product needs 9*C*F multiply-adds per output pixel; the Winograd
-products need alpha^2/m^2 * C*F: 4 for F(2x2, 3x3) (2.25x fewer), 2.25 for F(4x4, 3x3)
-(4x fewer), plus the transforms, which are O(C + F) per pixel rather than O(C*F).
+products need alpha^2/m^2 * C*F: 4 for F(2x2, 3x3) (2.25x fewer), plus the transforms,
+which are O(C + F) per pixel rather than O(C*F).
 
-Accuracy: the transforms add round-off, more for F(4x4, 3x3) (its matrices have entries up to
-8 and 1/24). Measured in float32 against a float64 direct convolution: see docs/conv.md.
+Accuracy: F(2x2, 3x3)'s float32 error is that of the direct product (its matrices hold only
+0, +-1 and 1/2). Measured in float32 against a float64 direct convolution: see docs/conv.md.
+
+Every kernel takes its arrays and the conv's
+:class:`~tinyvision.kernels.conv_geometry.ConvGeometry` (only padding and map_size matter here:
+the rest is the 3x3, stride-1 case :func:`supported` accepts).
 
 Layout and execution: the work is cut into chunks of whole images (or bands of tile rows of
 one image); the threads of the data-parallel scheme (``_threads.py``) take chunks from a
@@ -76,38 +76,25 @@ from . import _threads
 
 __all__ = ["winograd_conv3x3", "winograd_conv3x3_grad_weight", "filter_transform", "MATRICES", "supported"]
 
-
-def _mats(m):
-    """(B^T, G, A^T) of F(m, 3) as float64 arrays."""
-    if m == 2:
-        BT = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
-        G = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
-        AT = [[1, 1, 1, 0], [0, 1, -1, -1]]
-    elif m == 4:
-        BT = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-              [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
-        G = [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-             [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]
-        AT = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
-    else:
-        raise ValueError(f"Winograd tile size m must be 2 or 4, got {m}")
-    return np.array(BT, float), np.array(G, float), np.array(AT, float)
+# The transform matrices (B^T, G, A^T) of F(2, 3) as float64 arrays, for reading and for the
+# tests (the Numba transforms below spell the same products out).
+MATRICES = (
+    np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float),  # B^T (4, 4)
+    np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], float),    # G   (4, 3)
+    np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float),                                # A^T (2, 4)
+)
 
 
-# The transform matrices, for reading and for the tests: {m: (B^T, G, A^T)}.
-MATRICES = {m: _mats(m) for m in (2, 4)}
-
-
-def supported(kernel_size, stride, dilation, groups):
+def supported(geometry):
     """Whether this module computes the convolution: 3x3, stride 1, dilation 1, one group."""
-    return (tuple(kernel_size) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
-            and groups == 1)
+    return (tuple(geometry.kernel_size) == (3, 3) and tuple(geometry.stride) == (1, 1)
+            and tuple(geometry.dilation) == (1, 1) and geometry.groups == 1)
 
 
-def filter_transform(w, m):
-    """U (alpha^2, F, C) = G w[f, c] G^T for every (f, c), computed in w's dtype."""
-    _, G, _ = MATRICES[m]
-    a = m + 2
+def filter_transform(w):
+    """U (16, F, C) = G w[f, c] G^T for every (f, c), computed in w's dtype."""
+    _, G, _ = MATRICES
+    a = 4
     F, C = w.shape[:2]
     # (G g G^T)[p, q] = sum_{u,v} G[p, u] G[q, v] g[u, v] = (kron(G, G) @ g.ravel())[p*a + q]:
     # one (a*a, 9) @ (9, F*C) product for all filters.
@@ -132,11 +119,11 @@ def _row(x, n, c, h, zeros):
 
 
 @njit(cache=True, nogil=True)
-def _input_transform(x, n0, Nc, top, left, m, TRc, TW, V):
-    """V[e, c, (n*TRc + ti)*TW + tj] = (B^T d B)[e] for the tile d of the zero-padded image n0 + n
-    whose top-left corner is x[n0 + n, c, top + ti*m, left + tj*m] (indices outside x read 0).
+def _input_transform(x, n0, Nc, top, left, TRc, TW, V):
+    """V[e, c, (n*TRc + ti)*TW + tj] = (B^T d B)[e] for the 4x4 tile d of the zero-padded image
+    n0 + n whose top-left corner is x[n0 + n, c, top + 2ti, left + 2tj] (indices outside x read 0).
 
-    x (N, C, H, W), C-contiguous; V (a*a, C, Nc*TRc*TW). Per tile row, the alpha input rows are
+    x (N, C, H, W), C-contiguous; V (16, C, Nc*TRc*TW). Per tile row, the alpha input rows are
     copied into a small zero-padded buffer that stays in L1 (a row outside the image is zeros,
     the columns outside it stay zero): no padded copy of the whole chunk is made (that copy, by
     NumPy, cost as much as the transform itself on 64 x 64 maps with 12 channels), and the
@@ -144,7 +131,7 @@ def _input_transform(x, n0, Nc, top, left, m, TRc, TW, V):
     unable to rule out aliasing with buf, and the loop unvectorised: 1.5-2x slower).
     """
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    a = m + 2
+    m, a = 2, 4  # F(2, 3): tiles of 2 outputs, alpha = 4 inputs
     Wp = TW * m + 2
     rows = np.zeros((a, Wp), dtype=x.dtype)  # columns outside the image stay zero
     buf = np.empty((a, Wp), dtype=x.dtype)
@@ -168,59 +155,28 @@ def _input_transform(x, n0, Nc, top, left, m, TRc, TW, V):
                     else:
                         dst[:] = 0.0
                 # Vertical pass: buf[p, :] = sum_r B^T[p, r] rows[r, :]
-                if m == 2:
-                    for w in range(Wp):
-                        d0 = rows[0, w]
-                        d1 = rows[1, w]
-                        d2 = rows[2, w]
-                        d3 = rows[3, w]
-                        buf[0, w] = d0 - d2
-                        buf[1, w] = d1 + d2
-                        buf[2, w] = d2 - d1
-                        buf[3, w] = d1 - d3
-                else:
-                    for w in range(Wp):
-                        d0 = rows[0, w]
-                        d1 = rows[1, w]
-                        d2 = rows[2, w]
-                        d3 = rows[3, w]
-                        d4 = rows[4, w]
-                        d5 = rows[5, w]
-                        buf[0, w] = 4.0 * d0 - 5.0 * d2 + d4
-                        buf[1, w] = -4.0 * (d1 + d2) + d3 + d4
-                        buf[2, w] = 4.0 * (d1 - d2) - d3 + d4
-                        buf[3, w] = 2.0 * (d3 - d1) - d2 + d4
-                        buf[4, w] = 2.0 * (d1 - d3) - d2 + d4
-                        buf[5, w] = 4.0 * d1 - 5.0 * d3 + d5
-                # Horizontal pass: V[(p, q)] = sum_s buf[p, tj*m + s] B^T[q, s]
+                for w in range(Wp):
+                    d0 = rows[0, w]
+                    d1 = rows[1, w]
+                    d2 = rows[2, w]
+                    d3 = rows[3, w]
+                    buf[0, w] = d0 - d2
+                    buf[1, w] = d1 + d2
+                    buf[2, w] = d2 - d1
+                    buf[3, w] = d1 - d3
+                # Horizontal pass: V[(p, q)] = sum_s buf[p, 2tj + s] B^T[q, s]
                 for p in range(a):
                     e = p * a
-                    if m == 2:
-                        for tj in range(TW):
-                            s = tj * 2
-                            d0 = buf[p, s]
-                            d1 = buf[p, s + 1]
-                            d2 = buf[p, s + 2]
-                            d3 = buf[p, s + 3]
-                            V[e, c, t0 + tj] = d0 - d2
-                            V[e + 1, c, t0 + tj] = d1 + d2
-                            V[e + 2, c, t0 + tj] = d2 - d1
-                            V[e + 3, c, t0 + tj] = d1 - d3
-                    else:
-                        for tj in range(TW):
-                            s = tj * 4
-                            d0 = buf[p, s]
-                            d1 = buf[p, s + 1]
-                            d2 = buf[p, s + 2]
-                            d3 = buf[p, s + 3]
-                            d4 = buf[p, s + 4]
-                            d5 = buf[p, s + 5]
-                            V[e, c, t0 + tj] = 4.0 * d0 - 5.0 * d2 + d4
-                            V[e + 1, c, t0 + tj] = -4.0 * (d1 + d2) + d3 + d4
-                            V[e + 2, c, t0 + tj] = 4.0 * (d1 - d2) - d3 + d4
-                            V[e + 3, c, t0 + tj] = 2.0 * (d3 - d1) - d2 + d4
-                            V[e + 4, c, t0 + tj] = 2.0 * (d1 - d3) - d2 + d4
-                            V[e + 5, c, t0 + tj] = 4.0 * d1 - 5.0 * d3 + d5
+                    for tj in range(TW):
+                        s = tj * 2
+                        d0 = buf[p, s]
+                        d1 = buf[p, s + 1]
+                        d2 = buf[p, s + 2]
+                        d3 = buf[p, s + 3]
+                        V[e, c, t0 + tj] = d0 - d2
+                        V[e + 1, c, t0 + tj] = d1 + d2
+                        V[e + 2, c, t0 + tj] = d2 - d1
+                        V[e + 3, c, t0 + tj] = d1 - d3
 
 
 # ---------------------------------------------------------------------------------------
@@ -228,69 +184,41 @@ def _input_transform(x, n0, Nc, top, left, m, TRc, TW, V):
 # tile (reading M's rows contiguously over tiles), then A^T down the columns of the row.
 # ---------------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def _output_transform(Mt, m, TRc, TW, n0, Nc, i0, y):
-    """y[n0+n, f, i0 + ti*m + i, tj*m + j] = (A^T M[:, f, t] A)[i, j], cropped to y's size.
+def _output_transform(Mt, TRc, TW, n0, Nc, i0, y):
+    """y[n0+n, f, i0 + 2ti + i, 2tj + j] = (A^T M[:, f, t] A)[i, j], cropped to y's size.
 
-    Mt (a*a, F, Nc*TRc*TW) with t = (n*TRc + ti)*TW + tj; i0 is the chunk's first output row.
+    Mt (16, F, Nc*TRc*TW) with t = (n*TRc + ti)*TW + tj; i0 is the chunk's first output row.
     """
     F = Mt.shape[1]
     OH, OW = y.shape[2], y.shape[3]
-    a = m + 2
+    m, a = 2, 4
     Wt = TW * m
     buf = np.empty((a, Wt), dtype=Mt.dtype)
     for n in range(Nc):
         for f in range(F):
             for ti in range(TRc):
                 t0 = (n * TRc + ti) * TW
-                # Horizontal pass: buf[p, tj*m + j] = sum_q M[(p, q), f, t] A^T[j, q]
+                # Horizontal pass: buf[p, 2tj + j] = sum_q M[(p, q), f, t] A^T[j, q]
                 for p in range(a):
                     e = p * a
-                    if m == 2:
-                        for tj in range(TW):
-                            m0 = Mt[e, f, t0 + tj]
-                            m1 = Mt[e + 1, f, t0 + tj]
-                            m2 = Mt[e + 2, f, t0 + tj]
-                            m3 = Mt[e + 3, f, t0 + tj]
-                            buf[p, 2 * tj] = m0 + m1 + m2
-                            buf[p, 2 * tj + 1] = m1 - m2 - m3
-                    else:
-                        for tj in range(TW):
-                            m0 = Mt[e, f, t0 + tj]
-                            m1 = Mt[e + 1, f, t0 + tj]
-                            m2 = Mt[e + 2, f, t0 + tj]
-                            m3 = Mt[e + 3, f, t0 + tj]
-                            m4 = Mt[e + 4, f, t0 + tj]
-                            m5 = Mt[e + 5, f, t0 + tj]
-                            s12, d12 = m1 + m2, m1 - m2
-                            s34, d34 = m3 + m4, m3 - m4
-                            buf[p, 4 * tj] = m0 + s12 + s34
-                            buf[p, 4 * tj + 1] = d12 + 2.0 * d34
-                            buf[p, 4 * tj + 2] = s12 + 4.0 * s34
-                            buf[p, 4 * tj + 3] = d12 + 8.0 * d34 + m5
+                    for tj in range(TW):
+                        m0 = Mt[e, f, t0 + tj]
+                        m1 = Mt[e + 1, f, t0 + tj]
+                        m2 = Mt[e + 2, f, t0 + tj]
+                        m3 = Mt[e + 3, f, t0 + tj]
+                        buf[p, 2 * tj] = m0 + m1 + m2
+                        buf[p, 2 * tj + 1] = m1 - m2 - m3
                 # Vertical pass: y[row h0 + i] = sum_p A^T[i, p] buf[p, :], cropped
                 h0 = i0 + ti * m
                 rows = min(m, OH - h0)
-                if m == 2:
-                    for w in range(OW):
-                        b0 = buf[0, w]
-                        b1 = buf[1, w]
-                        b2 = buf[2, w]
-                        b3 = buf[3, w]
-                        y[n0 + n, f, h0, w] = b0 + b1 + b2
-                        if rows > 1:
-                            y[n0 + n, f, h0 + 1, w] = b1 - b2 - b3
-                else:
-                    for w in range(OW):
-                        b0 = buf[0, w]
-                        s12, d12 = buf[1, w] + buf[2, w], buf[1, w] - buf[2, w]
-                        s34, d34 = buf[3, w] + buf[4, w], buf[3, w] - buf[4, w]
-                        y[n0 + n, f, h0, w] = b0 + s12 + s34
-                        if rows > 1:
-                            y[n0 + n, f, h0 + 1, w] = d12 + 2.0 * d34
-                        if rows > 2:
-                            y[n0 + n, f, h0 + 2, w] = s12 + 4.0 * s34
-                        if rows > 3:
-                            y[n0 + n, f, h0 + 3, w] = d12 + 8.0 * d34 + buf[5, w]
+                for w in range(OW):
+                    b0 = buf[0, w]
+                    b1 = buf[1, w]
+                    b2 = buf[2, w]
+                    b3 = buf[3, w]
+                    y[n0 + n, f, h0, w] = b0 + b1 + b2
+                    if rows > 1:
+                        y[n0 + n, f, h0 + 1, w] = b1 - b2 - b3
 
 
 # Chunk size: the transformed input and products of one chunk (V and M) should fit about this
@@ -340,33 +268,33 @@ def _threads_for(units, macs):
     return (T if _threads.blas_threads_controllable() else 1), contextlib.nullcontext()
 
 
-def winograd_conv3x3(x, w, padding, out_size, m=2, workspace_bytes=None, U=None):
-    """y (N, F, OH, OW) = the 3x3, stride-1 correlation of x with w (no bias), by F(m x m, 3 x 3).
+def winograd_conv3x3(x, w, geometry, workspace_bytes=None, U=None):
+    """y (N, F, OH, OW) = the 3x3, stride-1 correlation of x with w (no bias), by F(2x2, 3x3).
 
-    x (N, C, H, W) and w (F, C, 3, 3) share one dtype (float32 or float64); padding = (PH, PW)
-    is the top/left zero padding; the bottom/right padding is implied by out_size = (OH, OW).
-    ``U``: a precomputed :func:`filter_transform` of w (optional).
+    x (N, C, H, W) and w (F, C, 3, 3) share one dtype (float32 or float64); geometry.padding =
+    (PH, PW) is the top/left zero padding; the bottom/right padding is implied by
+    geometry.map_size = (OH, OW). ``U``: a precomputed :func:`filter_transform` of w (optional).
     """
     x = np.ascontiguousarray(x)
-    OH, OW = out_size
+    OH, OW = geometry.map_size
     N, C = x.shape[:2]
     F = w.shape[0]
-    TH = -(-OH // m)
+    TH = -(-OH // 2)
     macs = N * OH * OW * C * F * 9
     T, blas = _threads_for(N * TH, macs)
     with blas:
-        return _winograd_conv3x3(x, w, padding, out_size, m, workspace_bytes, U, T)
+        return _winograd_conv3x3(x, w, geometry, workspace_bytes, U, T)
 
 
-def _winograd_conv3x3(x, w, padding, out_size, m, workspace_bytes, U, T):
-    (PH, PW), (OH, OW) = padding, out_size
+def _winograd_conv3x3(x, w, geometry, workspace_bytes, U, T):
+    (PH, PW), (OH, OW) = geometry.padding, geometry.map_size
     N, C, H, W = x.shape
     F = w.shape[0]
-    a = m + 2
+    m, a = 2, 4
     TH, TW = -(-OH // m), -(-OW // m)
     if U is None:
         with _blas_for(T):
-            U = filter_transform(np.ascontiguousarray(w), m)
+            U = filter_transform(np.ascontiguousarray(w))
     y = np.empty((N, F, OH, OW), dtype=x.dtype)
     budget = (_threads.WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes) // T
     per_tile = (a * a * (C + F) + C * m * m) * x.itemsize
@@ -377,10 +305,10 @@ def _winograd_conv3x3(x, w, padding, out_size, m, workspace_bytes, U, T):
             # The chunk's input window, zero outside the image.
             Tc = Nc * TRc * TW
             V = _threads.workspace("wg_V", (a * a, C, Tc), x.dtype)
-            _input_transform(x, n0, Nc, tr0 * m - PH, -PW, m, TRc, TW, V)
+            _input_transform(x, n0, Nc, tr0 * m - PH, -PW, TRc, TW, V)
             Mt = _threads.workspace("wg_M", (a * a, F, Tc), x.dtype)
             np.matmul(U, V, out=Mt)
-            _output_transform(Mt, m, TRc, TW, n0, Nc, tr0 * m, y)
+            _output_transform(Mt, TRc, TW, n0, Nc, tr0 * m, y)
 
     _threads.run_queue(work, chunks, T)
     return y
@@ -427,7 +355,7 @@ def _gy_transform(gy, n0, Nc, top, TRc, TW, Ugy):
                         Ugy[e + 3, f, t0 + tj] = -h1
 
 
-def winograd_conv3x3_grad_weight(x, gy, padding, workspace_bytes=None):
+def winograd_conv3x3_grad_weight(x, gy, geometry, workspace_bytes=None):
     r"""gw (F, C, 3, 3) of the 3x3, stride-1 convolution, by F(3x3, 2x2).
 
     gw[f,c,u,v] = sum_{n,i,j} gy[n,f,i,j] x[n,c,i+u-PH,j+v-PW] is, per 2x2 tile of gy
@@ -444,7 +372,8 @@ def winograd_conv3x3_grad_weight(x, gy, padding, workspace_bytes=None):
         gw[f, c]    = G^T Mw[:, f, c] G                                   3x3 from 4x4
 
     16 products per tile instead of 36 (2.25x fewer multiply-adds). gy reads as 0 past its
-    last row/column (ragged tiles), x as 0 outside the image.
+    last row/column (ragged tiles), x as 0 outside the image. geometry.padding = (PH, PW);
+    gy's shape gives (OH, OW).
     """
     x = np.ascontiguousarray(x)
     gy = np.ascontiguousarray(gy)
@@ -454,11 +383,11 @@ def winograd_conv3x3_grad_weight(x, gy, padding, workspace_bytes=None):
     macs = N * OH * OW * C * F * 9
     T, blas = _threads_for(N * TH, macs)
     with blas:
-        return _winograd_grad_weight(x, gy, padding, workspace_bytes, T)
+        return _winograd_grad_weight(x, gy, geometry, workspace_bytes, T)
 
 
-def _winograd_grad_weight(x, gy, padding, workspace_bytes, T):
-    PH, PW = padding
+def _winograd_grad_weight(x, gy, geometry, workspace_bytes, T):
+    PH, PW = geometry.padding
     N, C = x.shape[:2]
     _, F, OH, OW = gy.shape
     TH, TW = -(-OH // 2), -(-OW // 2)
@@ -471,7 +400,7 @@ def _winograd_grad_weight(x, gy, padding, workspace_bytes, T):
         for n0, Nc, tr0, TRc in my_chunks:
             Tc = Nc * TRc * TW
             V = _threads.workspace("wg_V", (16, C, Tc), x.dtype)
-            _input_transform(x, n0, Nc, tr0 * 2 - PH, -PW, 2, TRc, TW, V)
+            _input_transform(x, n0, Nc, tr0 * 2 - PH, -PW, TRc, TW, V)
             Ugy = _threads.workspace("wg_M", (16, F, Tc), x.dtype)
             _gy_transform(gy, n0, Nc, tr0 * 2, TRc, TW, Ugy)
             # Mw^T[e] += V[e] @ Ugy[e]^T: (C, Tc) @ (Tc, F), the tile sum as the inner dimension of
@@ -483,7 +412,7 @@ def _winograd_grad_weight(x, gy, padding, workspace_bytes, T):
     MwT = shares[0]
     for sh in shares[1:]:
         MwT += sh
-    _, G, _ = MATRICES[2]
+    _, G, _ = MATRICES
     # gw[f, c, u, v] = sum_{p,q} G[p, u] G[q, v] Mw[(p, q), f, c] = (kron(G, G)^T @ Mw)[(u, v), f, c]
     Mw = np.ascontiguousarray(MwT.transpose(0, 2, 1)).reshape(16, F * C)
     with _blas_for(T):

@@ -11,7 +11,8 @@ im2col here pads the input once, then copies one strided view per kernel tap (u,
 
 and col2im adds each tap's block back into the padded gradient (within one tap the strided
 positions are distinct, so ``+=`` on the view never drops a duplicate), then crops the padding.
-The batch is processed in chunks of images whose columns fit ``WORKSPACE_BYTES``.
+The batch is processed in chunks of images whose columns fit ``WORKSPACE_BYTES``. Every
+kernel takes its arrays and the conv's :class:`~tinyvision.kernels.conv_geometry.ConvGeometry`.
 """
 from __future__ import annotations
 
@@ -33,11 +34,12 @@ def _tap(a, u, v, SH, SW, DH, DW, OH, OW):
     return a[:, :, u * DH:u * DH + (OH - 1) * SH + 1:SH, v * DW:v * DW + (OW - 1) * SW + 1:SW]
 
 
-def im2col(x, kernel_size, stride, padding, dilation, out_size):
-    """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW); rows ordered (c, u, v), columns (n, i, j)."""
+def im2col(x, geometry):
+    """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW); rows ordered (c, u, v), columns (n, i, j).
+    (C is all of x's channels: a caller unfolds one group at a time.)"""
     xp = get_array_module(x)
-    (KH, KW), (SH, SW), (PH, PW), (DH, DW), (OH, OW) = kernel_size, stride, padding, dilation, out_size
-    N, C, H, W = x.shape
+    (SH, SW), (PH, PW), (DH, DW), G, (KH, KW), (H, W), (OH, OW) = geometry
+    N, C = x.shape[:2]
     pb, _ = _padded_extent(OH, SH, KH, DH, PH, H)
     pr, _ = _padded_extent(OW, SW, KW, DW, PW, W)
     xpad = xp.pad(x, ((0, 0), (0, 0), (PH, pb), (PW, pr)))
@@ -49,11 +51,12 @@ def im2col(x, kernel_size, stride, padding, dilation, out_size):
     return cols.reshape(C * KH * KW, N * OH * OW)
 
 
-def col2im(cols, in_shape, kernel_size, stride, padding, dilation, out_size):
-    """The adjoint of :func:`im2col`: (C*KH*KW, N*OH*OW) summed back into (N, C, H, W)."""
+def col2im(cols, geometry):
+    """The adjoint of :func:`im2col`: (C*KH*KW, N*OH*OW) summed back into (N, C, H, W)
+    (C and N read off the columns' shape)."""
     xp = get_array_module(cols)
-    (KH, KW), (SH, SW), (PH, PW), (DH, DW), (OH, OW) = kernel_size, stride, padding, dilation, out_size
-    N, C, H, W = in_shape
+    (SH, SW), (PH, PW), (DH, DW), G, (KH, KW), (H, W), (OH, OW) = geometry
+    C, N = cols.shape[0] // (KH * KW), cols.shape[1] // (OH * OW)
     _, Hp = _padded_extent(OH, SH, KH, DH, PH, H)
     _, Wp = _padded_extent(OW, SW, KW, DW, PW, W)
     gpad = xp.zeros((N, C, Hp, Wp), dtype=cols.dtype)
@@ -71,54 +74,52 @@ def _image_chunks(N, per_image, budget):
         yield n0, min(step, N - n0)
 
 
-def conv2d_forward(x, w, stride, padding, dilation, groups, out_size, workspace_bytes=None):
+def conv2d_forward(x, w, geometry, workspace_bytes=None):
     """y (N, F, OH, OW) = per group w2 @ im2col(x), w2 = w.reshape(F/G, C/G*KH*KW)."""
     xp = get_array_module(x, w)
-    N, C, H, W = x.shape
-    F, Cg, KH, KW = w.shape
-    OH, OW = out_size
-    G, Fg = groups, F // groups
+    (SH, SW), (PH, PW), (DH, DW), G, (KH, KW), (H, W), (OH, OW) = geometry
+    N = x.shape[0]
+    F, Cg = w.shape[:2]
+    Fg = F // G
     y = xp.empty((N, F, OH, OW), dtype=x.dtype)
     budget = WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes
     for n0, Nc in _image_chunks(N, Cg * KH * KW * OH * OW * x.itemsize, budget):
         for g in range(G):
-            cols = im2col(x[n0:n0 + Nc, g * Cg:(g + 1) * Cg], (KH, KW), stride, padding, dilation, out_size)
+            cols = im2col(x[n0:n0 + Nc, g * Cg:(g + 1) * Cg], geometry)
             yc = (w[g * Fg:(g + 1) * Fg].reshape(Fg, -1) @ cols).reshape(Fg, Nc, OH, OW)
             y[n0:n0 + Nc, g * Fg:(g + 1) * Fg] = yc.transpose(1, 0, 2, 3)
     return y
 
 
-def conv2d_grad_input(gy, w, stride, padding, dilation, groups, in_size, workspace_bytes=None):
+def conv2d_grad_input(gy, w, geometry, workspace_bytes=None):
     """gx (N, C, H, W) = col2im(w2.T @ gy2) per group; conv_transpose2d's forward."""
     xp = get_array_module(gy, w)
-    N, F, OH, OW = gy.shape
-    _, Cg, KH, KW = w.shape
-    H, W = in_size
-    G, Fg = groups, F // groups
+    (SH, SW), (PH, PW), (DH, DW), G, (KH, KW), (H, W), (OH, OW) = geometry
+    N, F = gy.shape[:2]
+    Cg = w.shape[1]
+    Fg = F // G
     gx = xp.empty((N, Cg * G, H, W), dtype=gy.dtype)
     budget = WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes
     for n0, Nc in _image_chunks(N, Cg * KH * KW * OH * OW * gy.itemsize, budget):
         for g in range(G):
             gy2 = gy[n0:n0 + Nc, g * Fg:(g + 1) * Fg].transpose(1, 0, 2, 3).reshape(Fg, -1)
             gcols = w[g * Fg:(g + 1) * Fg].reshape(Fg, -1).T @ gy2
-            gx[n0:n0 + Nc, g * Cg:(g + 1) * Cg] = col2im(
-                gcols, (Nc, Cg, H, W), (KH, KW), stride, padding, dilation, (OH, OW))
+            gx[n0:n0 + Nc, g * Cg:(g + 1) * Cg] = col2im(gcols, geometry)  # (Nc, Cg, H, W)
     return gx
 
 
-def conv2d_grad_weight(x, gy, stride, padding, dilation, groups, kernel_size, workspace_bytes=None):
+def conv2d_grad_weight(x, gy, geometry, workspace_bytes=None):
     """gw (F, C/G, KH, KW) = sum over chunks of gy2 @ im2col(x).T, per group."""
     xp = get_array_module(x, gy)
-    N, C, H, W = x.shape
-    _, F, OH, OW = gy.shape
-    KH, KW = kernel_size
-    G = groups
+    (SH, SW), (PH, PW), (DH, DW), G, (KH, KW), (H, W), (OH, OW) = geometry
+    N, C = x.shape[:2]
+    F = gy.shape[1]
     Fg, Cg = F // G, C // G
     gw = xp.zeros((F, Cg * KH * KW), dtype=x.dtype)
     budget = WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes
     for n0, Nc in _image_chunks(N, Cg * KH * KW * OH * OW * x.itemsize, budget):
         for g in range(G):
-            cols = im2col(x[n0:n0 + Nc, g * Cg:(g + 1) * Cg], (KH, KW), stride, padding, dilation, (OH, OW))
+            cols = im2col(x[n0:n0 + Nc, g * Cg:(g + 1) * Cg], geometry)
             gy2 = gy[n0:n0 + Nc, g * Fg:(g + 1) * Fg].transpose(1, 0, 2, 3).reshape(Fg, -1)
             gw[g * Fg:(g + 1) * Fg] += gy2 @ cols.T
     return gw.reshape(F, Cg, KH, KW)
