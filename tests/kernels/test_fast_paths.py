@@ -4,6 +4,7 @@ functional ops through them == their NumPy formulas == PyTorch, gradcheck in flo
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, strategies as st
 
 import tinyvision as tv
 import tinyvision.functional as F
@@ -76,10 +77,33 @@ def test_serial_threshold_counts_multiply_adds(monkeypatch):
 
 def test_row_ranges_cover_rows_once_on_aligned_boundaries():
     for rows, T, align in ((10, 2, 1), (9 * 7, 3, 9), (5, 8, 1), (18, 4, 9)):
-        ranges = CPU._row_ranges(rows, T, align)
+        ranges = TH.row_ranges(rows, T, align)
         assert ranges[0][0] == 0 and ranges[-1][1] == rows and len(ranges) <= T
         assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
         assert all(r0 % align == 0 and r1 > r0 for r0, r1 in ranges)
+
+
+@given(n_start=st.integers(0, 5), n_count=st.integers(1, 9), rows=st.integers(1, 40), max_rows=st.integers(0, 100),
+       threads=st.integers(1, 4))
+def test_row_chunks_cover_every_row_once_in_order_within_the_bound(n_start, n_count, rows, max_rows, threads):
+    """The one chunker (_threads.row_chunks): every (image, row) exactly once, in order; a chunk
+    holds at most max_rows rows in all (at least one row); whole images whenever one fits and
+    there are at least `threads` images (at most a thread's share in one); else bands, enough for
+    every thread where the rows allow."""
+    chunks = TH.row_chunks(n_start, n_count, rows, max_rows, threads)
+    covered = [(n, r) for n0, Nc, r0, Rc in chunks for n in range(n0, n0 + Nc) for r in range(r0, r0 + Rc)]
+    assert covered == [(n, r) for n in range(n_start, n_start + n_count) for r in range(rows)]
+    assert all(Nc >= 1 and Rc >= 1 and Nc * Rc <= max(1, max_rows) for _, Nc, _, Rc in chunks)
+    if rows <= max_rows and n_count >= threads:  # whole images, no more than a thread's share in one
+        assert all(r0 == 0 and Rc == rows and Nc <= -(-n_count // threads) for _, Nc, r0, Rc in chunks)
+    else:  # bands of one image: as many as the threads, where there are rows enough
+        assert all(Nc == 1 for _, Nc, _, _ in chunks) and len(chunks) >= min(threads, n_count * rows)
+
+
+def test_row_chunks_band_heights_differ_by_at_most_one():
+    chunks = TH.row_chunks(0, 1, 10, 4)
+    assert [Rc for _, _, _, Rc in chunks] == [3, 3, 4]
+    assert TH.row_chunks(2, 5, 3, 7) == [(2, 2, 0, 3), (4, 2, 0, 3), (6, 1, 0, 3)]
 
 
 # --------------------------------------------------------------------------------------

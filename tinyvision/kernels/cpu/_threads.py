@@ -23,11 +23,13 @@ for the life of the process); a forked child starts afresh (_reset_after_fork).
 
 This module is the one home of the kernels' speed plumbing: the pool and its schedulers
 (``run_parallel``: one task per thread; ``run_queue``: chunks from a shared queue, or a fixed
-round-robin for sums; ``run_chunks``: chunk indices from a shared counter), BLAS thread
-control (``single_threaded_blas``), the size below which a kernel stays in the calling thread
-(``SERIAL_MAX_MACS``, ``serial``) and the kept scratch buffers (``workspace``,
-``WORKSPACE_BYTES``). The kernels (conv, winograd, pool, batch_norm, activation) import
-these and nothing from each other's speed code.
+round-robin for sums; ``run_chunks``: chunk indices from a shared counter; ``run_plans``: one
+data-parallel plan per thread), the one chunker of a batch of images by rows (``row_chunks``,
+``batch_plans``, ``row_ranges``), BLAS thread control (``single_threaded_blas``,
+``blas_outside_workers``), how many threads a piece of work is worth (``SERIAL_MAX_MACS``,
+``serial``, ``threads_for_macs``; ``numba_threads_for`` for the Numba ``prange`` kernels) and
+the kept scratch buffers (``workspace``, ``WORKSPACE_BYTES``). The kernels (conv, winograd,
+pool, resample, batch_norm, activation) import these and nothing from each other's speed code.
 """
 from __future__ import annotations
 
@@ -41,8 +43,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["num_threads", "blas_threads_controllable", "single_threaded_blas", "run_parallel", "run_queue",
-           "run_chunks", "parallel_kernel_lock", "serial", "SERIAL_MAX_MACS", "workspace", "WORKSPACE_BYTES"]
+__all__ = ["num_threads", "blas_threads_controllable", "single_threaded_blas", "blas_outside_workers", "run_parallel",
+           "run_queue", "run_chunks", "run_plans", "parallel_kernel_lock", "serial", "SERIAL_MAX_MACS",
+           "threads_for_macs", "numba_threads_for", "row_chunks", "batch_plans", "row_ranges", "workspace",
+           "WORKSPACE_BYTES"]
 
 _lock = threading.RLock()
 _pools = {}  # size -> ThreadPoolExecutor (see _get_pool)
@@ -341,6 +345,119 @@ SERIAL_MAX_MACS = 48_000_000
 def serial(macs):
     """Whether a kernel of `macs` multiply-adds runs in the calling thread (see SERIAL_MAX_MACS)."""
     return macs < SERIAL_MAX_MACS and blas_threads_controllable()
+
+
+def threads_for_macs(units, macs):
+    """(T, BLAS context) for a kernel of `macs` multiply-adds cut into `units` chunks: below
+    SERIAL_MAX_MACS one thread (the caller) and single-threaded BLAS for the whole call (a
+    multi-threaded GEMM would wake the BLAS threads); else up to one thread per core, BLAS left
+    as it is (see blas_outside_workers for the products the caller runs outside the workers)."""
+    if serial(macs):
+        return 1, single_threaded_blas()
+    T = min(num_threads(), units)
+    return (T if blas_threads_controllable() else 1), contextlib.nullcontext()
+
+
+def blas_outside_workers(T):
+    """Single-threaded BLAS around the small products a kernel runs outside its T > 1 workers.
+
+    A multi-threaded OpenBLAS call leaves its worker threads spinning for a while afterwards;
+    on a 2-core machine they then compete with our own two workers (measured: a Winograd
+    forward pass took 1.5x as long after a multi-threaded 0.2 ms filter transform).
+    """
+    return single_threaded_blas() if T > 1 else contextlib.nullcontext()
+
+
+# Below this many element reads a Numba ``prange`` kernel (pool, resample) runs on one thread:
+# starting the parallel region costs more than the work, and on a busy machine a parallel
+# region waits a whole scheduler time slice (~20 ms) for a descheduled worker, for a job that
+# takes 0.2 ms on one thread.
+PARALLEL_MIN_WORK = 1 << 20
+
+
+@contextlib.contextmanager
+def numba_threads_for(work):
+    """Run the enclosed Numba ``prange`` call on one thread when ``work`` is below PARALLEL_MIN_WORK."""
+    if work >= PARALLEL_MIN_WORK:
+        yield
+        return
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+# ======================================================================================
+# Cutting a batch of images into chunks of rows
+# ======================================================================================
+def row_chunks(n_start, n_count, rows, max_rows, threads=1):
+    """[(n0, Nc, r0, Rc), ...]: images n0 .. n0+Nc-1, rows r0 .. r0+Rc-1 of each, covering images
+    n_start .. n_start+n_count-1 of `rows` rows each (output rows for im2col, tile rows for
+    Winograd) once, in order, every chunk at most max_rows rows of images in all.
+
+    Whole images, as many to a chunk as fit, when one image fits (rows <= max_rows) and there
+    are at least `threads` images (and then no more than n_count / threads to a chunk, so that
+    every thread gets one); otherwise each image cut into bands of rows of near-equal height
+    (at least one row; small enough that `threads` threads all get a band).
+    """
+    if rows <= max_rows and n_count >= threads:
+        step = max(1, min(max_rows // rows, -(-n_count // threads)))
+        end = n_start + n_count
+        return [(n0, min(step, end - n0), 0, rows) for n0 in range(n_start, end, step)]
+    band = max(1, min(max_rows, -(-rows * n_count // threads)))
+    nb = -(-rows // band)  # bands per image, of heights differing by at most one
+    edges = [k * rows // nb for k in range(nb + 1)]
+    return [(n, 1, edges[k], edges[k + 1] - edges[k]) for n in range(n_start, n_start + n_count) for k in range(nb)]
+
+
+def batch_plans(N, rows, row_bytes, target_rows, workspace_bytes=None, macs=None):
+    """Work for each thread: [(parallel_kernels, chunks)], chunks from row_chunks.
+
+    A chunk holds at most target_rows rows of images (the GEMM width a kernel wants) and at most
+    the workspace bound's share of bytes (row_bytes per row). With T > 1 threads and at least T
+    images, each thread takes a contiguous share of the batch and runs serial kernels with
+    single-threaded BLAS (the data-parallel scheme above); the workspace is shared among them.
+    Otherwise one plan runs in the calling thread: with the parallel kernels and multi-threaded
+    BLAS, or, for a kernel of fewer than SERIAL_MAX_MACS multiply-adds, serially.
+    """
+    budget = WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes
+
+    def chunks(start, count, share):
+        return row_chunks(start, count, rows, max(1, min(target_rows, share // row_bytes)))
+
+    if macs is not None and serial(macs):
+        return [(False, chunks(0, N, budget))]
+    T = min(num_threads(), N)
+    if T <= 1 or not blas_threads_controllable():
+        return [(True, chunks(0, N, budget))]
+    plans, start = [], 0
+    for t in range(T):
+        count = N // T + (1 if t < N % T else 0)
+        plans.append((False, chunks(start, count, max(1, budget // T))))
+        start += count
+    return plans
+
+
+def run_plans(work, plans):
+    """[work(plan) for plan in plans]: the plans in parallel, or one serial plan in the calling
+    thread with single-threaded BLAS (a multi-threaded GEMM would wake the BLAS threads)."""
+    if len(plans) == 1 and not plans[0][0]:
+        with single_threaded_blas():
+            return [work(plans[0])]
+    return run_parallel(work, plans)
+
+
+def row_ranges(rows, T, align=1):
+    """[(r0, r1), ...]: `rows` cut into at most T contiguous ranges, boundaries multiples of align."""
+    units = rows // align
+    T = max(1, min(T, units))
+    edges = [align * (k * units // T) for k in range(T + 1)]
+    edges[-1] = rows
+    return [(edges[k], edges[k + 1]) for k in range(T) if edges[k + 1] > edges[k]]
 
 
 # Upper bound of a kernel's scratch (bytes), over all its threads: the im2col columns, the

@@ -356,55 +356,13 @@ def col2im(cols, geometry):
 _MIN_GEMM_COLUMNS = 1024
 
 
-def _chunks(n_start, n_count, OH, OW, rows, itemsize, workspace_bytes):
-    """Yield (n0, Nc, i0, OHc): images n0..n0+Nc-1, output rows i0..i0+OHc-1.
-
-    A chunk's columns take rows * Nc * OHc * OW * itemsize bytes, kept <= workspace_bytes.
-    Chunks hold one image when it is big enough for an efficient GEMM (its columns then stay
-    in cache between im2col and the GEMM), several small ones otherwise; a single image that
-    does not fit is cut into bands of output rows (at least one row each).
-    """
-    per_row = rows * OW * itemsize
-    per_image = per_row * OH
-    if per_image <= workspace_bytes:
-        step = min(-(-_MIN_GEMM_COLUMNS // (OH * OW)), max(1, workspace_bytes // per_image))
-        for n0 in range(n_start, n_start + n_count, step):
-            yield n0, min(step, n_start + n_count - n0), 0, OH
-    else:
-        band = max(1, workspace_bytes // per_row)
-        for n0 in range(n_start, n_start + n_count):
-            for i0 in range(0, OH, band):
-                yield n0, 1, i0, min(band, OH - i0)
-
-
-def _run_plans(work, plans):
-    """[work(plan) for plan in plans]: the plans in parallel, or one serial plan in the calling
-    thread with single-threaded BLAS (a multi-threaded GEMM would wake the BLAS threads)."""
-    if len(plans) == 1 and not plans[0][0]:
-        with _threads.single_threaded_blas():
-            return [work(plans[0])]
-    return _threads.run_parallel(work, plans)
-
-
-def _plans(N, OH, OW, rows, itemsize, workspace_bytes, macs=None):
-    """Work for each thread: (parallel_kernels, chunks). The workspace is shared among threads.
-
-    With T > 1 threads and at least T images, each thread takes a contiguous share of the
-    batch and runs serial kernels with single-threaded BLAS (see _threads.py). Otherwise one
-    plan runs in the calling thread with the parallel kernels and multi-threaded BLAS.
-    """
-    budget = _threads.WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes
-    if macs is not None and _threads.serial(macs):
-        return [(False, list(_chunks(0, N, OH, OW, rows, itemsize, budget)))]
-    T = min(_threads.num_threads(), N)
-    if T <= 1 or not _threads.blas_threads_controllable():
-        return [(True, list(_chunks(0, N, OH, OW, rows, itemsize, budget)))]
-    plans, start = [], 0
-    for t in range(T):
-        count = N // T + (1 if t < N % T else 0)
-        plans.append((False, list(_chunks(start, count, OH, OW, rows, itemsize, max(1, budget // T)))))
-        start += count
-    return plans
+def _plans(N, OH, OW, K, itemsize, workspace_bytes, macs=None):
+    """Each thread's (parallel_kernels, chunks) for an im2col pass over the batch (see
+    _threads.batch_plans): chunks of whole images, as few as make a GEMM _MIN_GEMM_COLUMNS wide
+    (its columns then stay in cache between im2col and the GEMM), or bands of output rows of
+    one image whose columns (K rows, OW wide per output row) would not fit the workspace."""
+    images = -(-_MIN_GEMM_COLUMNS // (OH * OW))
+    return _threads.batch_plans(N, OH, K * OW * itemsize, images * OH, workspace_bytes, macs)
 
 
 # Winograd for 3x3 stride-1 convolutions: F(2x2, 3x3) for the forward pass and the input
@@ -459,15 +417,6 @@ def _use_batched(N, OH, OW, K, G, itemsize, workspace_bytes, F):
             and K * N * OH * OW * itemsize <= budget)
 
 
-def _row_ranges(rows, T, align=1):
-    """[(r0, r1), ...]: `rows` cut into at most T contiguous ranges, boundaries multiples of align."""
-    units = rows // align
-    T = max(1, min(T, units))
-    edges = [align * (k * units // T) for k in range(T + 1)]
-    edges[-1] = rows
-    return [(edges[k], edges[k + 1]) for k in range(T) if edges[k + 1] > edges[k]]
-
-
 def _whole_batch_cols(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
     """cols (C*KH*KW, N*OH*OW) of the whole batch, in this thread's workspace; the threads
     unfold a range of channels each (a channel's rows of cols are one contiguous block)."""
@@ -479,7 +428,7 @@ def _whole_batch_cols(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
         c0, c1 = rows
         _im2col(x, c0, c1 - c0, 0, N, 0, OH, KH, KW, SH, SW, PH, PW, DH, DW, OW, cols[c0 * kk:c1 * kk])
 
-    _threads.run_parallel(work, _row_ranges(C, _threads.num_threads()))
+    _threads.run_parallel(work, _threads.row_ranges(C, _threads.num_threads()))
     return cols
 
 
@@ -503,7 +452,7 @@ def _forward_batched(x, w, SH, SW, PH, PW, DH, DW, OH, OW):
         f0, f1 = rows
         np.matmul(w2[f0:f1], cols, out=yb[f0:f1])
 
-    _threads.run_parallel(work, _row_ranges(F, _threads.num_threads()))
+    _threads.run_parallel(work, _threads.row_ranges(F, _threads.num_threads()))
     return np.ascontiguousarray(yb.reshape(F, N, OH, OW).transpose(1, 0, 2, 3))  # -> (N, F, OH, OW)
 
 
@@ -522,7 +471,7 @@ def _grad_weight_batched(x, gy, KH, KW, SH, SW, PH, PW, DH, DW):
         _im2col(x, c0, c1 - c0, 0, N, 0, OH, KH, KW, SH, SW, PH, PW, DH, DW, OW, cols)
         gw2[:, c0 * kk:c1 * kk] = gy2 @ cols.T
 
-    _threads.run_parallel(work, _row_ranges(C, _threads.num_threads()))
+    _threads.run_parallel(work, _threads.row_ranges(C, _threads.num_threads()))
     return gw2.reshape(F, C, KH, KW)
 
 
@@ -543,7 +492,7 @@ def _grad_input_batched(gy, w, SH, SW, PH, PW, DH, DW, H, W):
         col2im_k = _pick_col2im(False, KH, KW, SH, SW, DH, DW, OW)
         col2im_k(gcols, k0 // kk, (k1 - k0) // kk, 0, N, 0, OH, KH, KW, SH, SW, PH, PW, DH, DW, OW, gx)
 
-    _threads.run_parallel(work, _row_ranges(C * kk, _threads.num_threads(), align=kk))
+    _threads.run_parallel(work, _threads.row_ranges(C * kk, _threads.num_threads(), align=kk))
     return gx
 
 
@@ -585,7 +534,7 @@ def conv2d_forward(x, w, geometry, workspace_bytes=None):
                     yc = (w2 @ cols).reshape(Fg, Nc, OHc, OW)  # (Fg, Nc*OHc*OW) -> per image
                     y[n0:n0 + Nc, g * Fg:(g + 1) * Fg, i0:i0 + OHc] = yc.transpose(1, 0, 2, 3)
 
-    _run_plans(work, _plans(N, OH, OW, K, x.itemsize, workspace_bytes, macs=F * K * N * OH * OW))
+    _threads.run_plans(work, _plans(N, OH, OW, K, x.itemsize, workspace_bytes, macs=F * K * N * OH * OW))
     return y
 
 
@@ -635,7 +584,7 @@ def conv2d_grad_input(gy, w, geometry, workspace_bytes=None):
                 np.matmul(w2.T, _gy_chunk(gy, n0, Nc, g * Fg, Fg, i0, OHc), out=gcols)  # (K, Nc*OHc*OW)
                 col2im_k(gcols, g * Cg, Cg, n0, Nc, i0, OHc, KH, KW, SH, SW, PH, PW, DH, DW, OW, gx)
 
-    _run_plans(work, _plans(N, OH, OW, K, gy.itemsize, workspace_bytes, macs=F * K * N * OH * OW))
+    _threads.run_plans(work, _plans(N, OH, OW, K, gy.itemsize, workspace_bytes, macs=F * K * N * OH * OW))
     return gx
 
 
@@ -679,7 +628,7 @@ def conv2d_grad_weight(x, gy, geometry, workspace_bytes=None):
                 gwT[:, g * Fg:(g + 1) * Fg] += cols @ _gy_chunk(gy, n0, Nc, g * Fg, Fg, i0, OHc).T
         return gwT
 
-    shares = _run_plans(work, _plans(N, OH, OW, K, x.itemsize, workspace_bytes, macs=F * K * N * OH * OW))
+    shares = _threads.run_plans(work, _plans(N, OH, OW, K, x.itemsize, workspace_bytes, macs=F * K * N * OH * OW))
     gwT = shares[0]
     for share in shares[1:]:
         gwT += share

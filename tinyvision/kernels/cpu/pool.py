@@ -42,11 +42,10 @@ threads shared a plane; different planes never share a pixel.
 """
 from __future__ import annotations
 
-import contextlib
-
-import numba
 import numpy as np
 from numba import njit, prange
+
+from ._threads import numba_threads_for
 
 __all__ = [
     "max_pool2d_forward_reference",
@@ -379,26 +378,6 @@ def _avg_pool_backward_planes(gy, h_start, h_count, w_start, w_count, divisor, H
     return gx
 
 
-# Below this many window reads a call runs on one thread: starting the parallel region costs
-# more than the work, and on a busy machine a parallel region waits a whole scheduler time
-# slice (~20 ms) for a descheduled worker, for a job that takes 0.2 ms on one thread.
-_PARALLEL_MIN_WORK = 1 << 20
-
-
-@contextlib.contextmanager
-def _threads_for(work):
-    """Run the enclosed Numba call on one thread when ``work`` is small."""
-    if work >= _PARALLEL_MIN_WORK:
-        yield
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
-
-
 def _window_work(x_planes, h_count, w_count):
     return x_planes.shape[0] * (int(np.sum(h_count)) * int(np.sum(w_count)) + 1)
 
@@ -418,7 +397,7 @@ def max_pool2d_forward(x, h_start, h_count, w_start, w_count, dilation_h=1, dila
     (y (N, C, OH, OW), indices (N, C, OH, OW) int64, flat h*W + w)."""
     N, C = x.shape[:2]
     planes = _planes(x)
-    with _threads_for(_window_work(planes, h_count, w_count)):
+    with numba_threads_for(_window_work(planes, h_count, w_count)):
         y, indices = _max_pool_planes(planes, _table(h_start), _table(h_count), _table(w_start),
                                       _table(w_count), int(dilation_h), int(dilation_w))
     OH, OW = y.shape[1:]
@@ -428,7 +407,7 @@ def max_pool2d_forward(x, h_start, h_count, w_start, w_count, dilation_h=1, dila
 def max_pool2d_backward(gy, indices, height, width):
     """gx (N, C, height, width): each gy[n,c,oh,ow] added at its max's position."""
     N, C = gy.shape[:2]
-    with _threads_for(gy.size + N * C * int(height) * int(width)):
+    with numba_threads_for(gy.size + N * C * int(height) * int(width)):
         gx = _max_pool_backward_planes(_planes(gy), _planes(indices), int(height) * int(width))
     return gx.reshape(N, C, height, width)
 
@@ -437,7 +416,7 @@ def avg_pool2d_forward(x, h_start, h_count, w_start, w_count, divisor):
     """Fast average pooling: y = (window sum) / divisor[oh, ow] (divisor (OH, OW) float64)."""
     N, C = x.shape[:2]
     planes = _planes(x)
-    with _threads_for(_window_work(planes, h_count, w_count)):
+    with numba_threads_for(_window_work(planes, h_count, w_count)):
         y = _avg_pool_planes(planes, _table(h_start), _table(h_count), _table(w_start),
                              _table(w_count), np.ascontiguousarray(divisor, dtype=np.float64))
     OH, OW = y.shape[1:]
@@ -447,7 +426,7 @@ def avg_pool2d_forward(x, h_start, h_count, w_start, w_count, divisor):
 def avg_pool2d_backward(gy, h_start, h_count, w_start, w_count, divisor, height, width):
     """gx: each gy[n,c,oh,ow] / divisor[oh, ow] added over its window."""
     N, C = gy.shape[:2]
-    with _threads_for(N * C * (int(np.sum(h_count)) * int(np.sum(w_count)) + int(height) * int(width))):
+    with numba_threads_for(N * C * (int(np.sum(h_count)) * int(np.sum(w_count)) + int(height) * int(width))):
         gx = _avg_pool_backward_planes(_planes(gy), _table(h_start), _table(h_count), _table(w_start),
                                        _table(w_count), np.ascontiguousarray(divisor, dtype=np.float64),
                                        int(height), int(width))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .pool import _threads_for
+from ._threads import numba_threads_for
 
 __all__ = ["resample2d_forward_reference", "resample2d_backward_reference", "resample2d_forward", "resample2d_backward"]
 
@@ -96,7 +96,7 @@ def resample2d_forward(x, h_index, h_weight, w_index, w_weight):
     N, C, H, W = x.shape
     dtype = x.dtype
     OH, OW = h_index.shape[1], w_index.shape[1]
-    with _threads_for(N * C * (H * OW * w_index.shape[0] + OH * OW * h_index.shape[0])):
+    with numba_threads_for(N * C * (H * OW * w_index.shape[0] + OH * OW * h_index.shape[0])):
         y = _resample_forward_planes(
             np.ascontiguousarray(x).reshape(N * C, H, W),
             np.ascontiguousarray(h_index, dtype=np.int64), np.ascontiguousarray(h_weight, dtype=dtype),
@@ -128,7 +128,7 @@ def resample2d_backward(gy, h_index, h_weight, w_index, w_weight, height, width)
     """Fast scatter (see the module docstring). gy (N, C, OH, OW) float32/float64 -> gx (N, C, H, W)."""
     N, C, OH, OW = gy.shape
     dtype = gy.dtype
-    with _threads_for(gy.size * h_index.shape[0] * w_index.shape[0] + N * C * int(height) * int(width)):
+    with numba_threads_for(gy.size * h_index.shape[0] * w_index.shape[0] + N * C * int(height) * int(width)):
         gx = _resample_backward_planes(
             np.ascontiguousarray(gy).reshape(N * C, OH, OW),
             np.ascontiguousarray(h_index, dtype=np.int64), np.ascontiguousarray(h_weight, dtype=dtype),

@@ -67,8 +67,6 @@ float additions (and the result, bit for bit) does not depend on thread timing.
 """
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 from numba import njit
 
@@ -230,42 +228,12 @@ _MIN_TILES, _MAX_TILES = 64, 1024
 
 
 def _chunks(N, TH, TW, per_tile_bytes, budget, threads):
-    """(n0, Nc, tr0, TRc) chunks: several whole images, or bands of tile rows of one image.
-
-    A chunk holds about min(_CHUNK_BYTES, budget) / per_tile_bytes tiles (at least one tile row);
-    with fewer chunks than threads, images are cut into bands so every thread has work.
-    """
+    """(n0, Nc, tr0, TRc) chunks of about min(_CHUNK_BYTES, budget) / per_tile_bytes tiles
+    (_MIN_TILES to _MAX_TILES; at least one tile row): several whole images, or bands of tile
+    rows of one image, so that every one of `threads` threads has work (_threads.row_chunks)."""
     target = min(_MAX_TILES, max(_MIN_TILES, _CHUNK_BYTES // per_tile_bytes))
     target = max(1, min(target, budget // per_tile_bytes))
-    per_image = TH * TW
-    if per_image <= target and N >= threads:
-        step = max(1, min(target // per_image, -(-N // threads)))
-        return [(n0, min(step, N - n0), 0, TH) for n0 in range(0, N, step)]
-    band = max(1, min(target // TW, -(-TH * N // threads)))
-    nb = -(-TH // band)  # bands per image, of heights differing by at most one
-    edges = [k * TH // nb for k in range(nb + 1)]
-    return [(n, 1, edges[k], edges[k + 1] - edges[k]) for n in range(N) for k in range(nb)]
-
-
-def _blas_for(T):
-    """Single-threaded BLAS around the small products outside the workers when T > 1 threads run.
-
-    A multi-threaded OpenBLAS call leaves its worker threads spinning for a while afterwards;
-    on a 2-core machine they then compete with our own two workers (measured: the forward
-    pass took 1.5x as long after a multi-threaded 0.2 ms filter transform).
-    """
-    return _threads.single_threaded_blas() if T > 1 else contextlib.nullcontext()
-
-
-def _threads_for(units, macs):
-    """(T, BLAS context) for `units` chunks of a convolution of `macs` direct multiply-adds:
-    below _threads.SERIAL_MAX_MACS one thread (the caller) and single-threaded BLAS for the whole
-    call (a multi-threaded GEMM would wake the BLAS threads); else up to one thread per core,
-    BLAS left as it is (see _blas_for for the products outside the workers)."""
-    if _threads.serial(macs):
-        return 1, _threads.single_threaded_blas()
-    T = min(_threads.num_threads(), units)
-    return (T if _threads.blas_threads_controllable() else 1), contextlib.nullcontext()
+    return _threads.row_chunks(0, N, TH, target // TW, threads)
 
 
 def winograd_conv3x3(x, w, geometry, workspace_bytes=None, U=None):
@@ -281,7 +249,7 @@ def winograd_conv3x3(x, w, geometry, workspace_bytes=None, U=None):
     F = w.shape[0]
     TH = -(-OH // 2)
     macs = N * OH * OW * C * F * 9
-    T, blas = _threads_for(N * TH, macs)
+    T, blas = _threads.threads_for_macs(N * TH, macs)
     with blas:
         return _winograd_conv3x3(x, w, geometry, workspace_bytes, U, T)
 
@@ -293,7 +261,7 @@ def _winograd_conv3x3(x, w, geometry, workspace_bytes, U, T):
     m, a = 2, 4
     TH, TW = -(-OH // m), -(-OW // m)
     if U is None:
-        with _blas_for(T):
+        with _threads.blas_outside_workers(T):
             U = filter_transform(np.ascontiguousarray(w))
     y = np.empty((N, F, OH, OW), dtype=x.dtype)
     budget = (_threads.WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes) // T
@@ -381,7 +349,7 @@ def winograd_conv3x3_grad_weight(x, gy, geometry, workspace_bytes=None):
     _, F, OH, OW = gy.shape
     TH = -(-OH // 2)
     macs = N * OH * OW * C * F * 9
-    T, blas = _threads_for(N * TH, macs)
+    T, blas = _threads.threads_for_macs(N * TH, macs)
     with blas:
         return _winograd_grad_weight(x, gy, geometry, workspace_bytes, T)
 
@@ -415,6 +383,6 @@ def _winograd_grad_weight(x, gy, geometry, workspace_bytes, T):
     _, G, _ = MATRICES
     # gw[f, c, u, v] = sum_{p,q} G[p, u] G[q, v] Mw[(p, q), f, c] = (kron(G, G)^T @ Mw)[(u, v), f, c]
     Mw = np.ascontiguousarray(MwT.transpose(0, 2, 1)).reshape(16, F * C)
-    with _blas_for(T):
+    with _threads.blas_outside_workers(T):
         gw = np.kron(G, G).T.astype(x.dtype) @ Mw  # (9, F*C)
     return np.ascontiguousarray(gw.T).reshape(F, C, 3, 3)
