@@ -96,6 +96,35 @@ def test_avg_pool_kernels_agree(config, count_include_pad, seed):
     np.testing.assert_allclose(g_gat, g_ref, **tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_threaded_plane_chunks_equal_the_serial_pass(dtype, monkeypatch):
+    """The fast kernels split the N*C planes among the threads (_threads.run_plane_ranges): with every
+    call forced onto the threads, one plane to a chunk, each result is the serial one bit for bit."""
+    rng = np.random.default_rng(3)
+    shape, k, s, p, d = (3, 5, 9, 8), (3, 3), (2, 1), (1, 1), (1, 2)
+    x = sample(shape, dtype, rng)
+    out, tab = tables(shape, k, s, p, d, False)
+    gy = rng.standard_normal(shape[:2] + out).astype(dtype)
+    avg_tab = P._max_windows(9, out[0], 3, 2, 1, 1) + P._max_windows(8, out[1], 3, 1, 1, 1)
+    divisor = rng.uniform(1, 9, out)
+
+    def run():
+        y, i = cpu_pool.max_pool2d_forward(x, *tab, *d)
+        ya = cpu_pool.avg_pool2d_forward(x, *avg_tab, divisor)
+        return (y, i, cpu_pool.max_pool2d_backward(gy, i, 9, 8), ya,
+                cpu_pool.avg_pool2d_backward(gy, *avg_tab, divisor, 9, 8))
+
+    serial = run()
+    from tinyvision.kernels.cpu import _threads
+    monkeypatch.setattr(_threads, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(_threads, "PLANE_CHUNK_WORK", 1)
+    for a, b in zip(run(), serial):
+        np.testing.assert_array_equal(a, b)
+    ref = cpu_pool.max_pool2d_forward_reference(x, *tab, *d)
+    np.testing.assert_array_equal(serial[0], ref[0])
+    np.testing.assert_array_equal(serial[2], cpu_pool.max_pool2d_backward_reference(gy, serial[1], 9, 8))
+
+
 @given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 10), st.integers(1, 10), st.integers(0, 2**31 - 1))
 @settings(max_examples=20)
 def test_adaptive_kernels_agree_with_reference(H, W, OH, OW, seed):
@@ -165,3 +194,31 @@ def test_resample_backward_kernel_agrees_with_reference_and_dense_transpose(H, W
     Aw = R.Resample2dFunction._matrix(np, w_taps, OW, W, np.float64)
     np.testing.assert_allclose(fast, ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(fast, Ah.T @ gy @ Aw, rtol=1e-12, atol=1e-12)
+
+
+def test_resample_threaded_plane_ranges_equal_the_serial_pass(monkeypatch):
+    """Resampling splits the N*C planes among the threads too (_threads.run_plane_ranges): forced
+    onto the threads, one plane to a chunk, forward and backward equal the serial pass bit for bit."""
+    from tinyvision.functional import resample as R
+    from tinyvision.kernels.cpu import _threads
+    from tinyvision.kernels.cpu import resample as K
+
+    rng = np.random.default_rng(5)
+    H, W, OH, OW = 5, 6, 9, 13
+    taps = R._linear_taps(H, OH, None, False, np.float64), R._linear_taps(W, OW, None, True, np.float64)
+    h_index, h_weight = (np.stack(a) for a in zip(*taps[0]))
+    w_index, w_weight = (np.stack(a) for a in zip(*taps[1]))
+    x = rng.standard_normal((3, 4, H, W)).astype(np.float32)
+    gy = rng.standard_normal((3, 4, OH, OW)).astype(np.float32)
+
+    def run():
+        return (K.resample2d_forward(x, h_index, h_weight, w_index, w_weight),
+                K.resample2d_backward(gy, h_index, h_weight, w_index, w_weight, H, W))
+
+    serial = run()
+    monkeypatch.setattr(_threads, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(_threads, "PLANE_CHUNK_WORK", 1)
+    for a, b in zip(run(), serial):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(serial[0], K.resample2d_forward_reference(x, h_index, h_weight, w_index, w_weight),
+                               rtol=1e-5, atol=1e-6)

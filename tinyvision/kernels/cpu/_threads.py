@@ -27,7 +27,7 @@ round-robin for sums; ``run_chunks``: chunk indices from a shared counter; ``run
 data-parallel plan per thread), the one chunker of a batch of images by rows (``row_chunks``,
 ``batch_plans``, ``row_ranges``), BLAS thread control (``single_threaded_blas``,
 ``blas_outside_workers``), how many threads a piece of work is worth (``SERIAL_MAX_MACS``,
-``serial``, ``threads_for_macs``; ``numba_threads_for`` for the Numba ``prange`` kernels) and
+``serial``, ``threads_for_macs``; ``run_plane_ranges`` for the kernels over N*C planes) and
 the kept scratch buffers (``workspace``, ``WORKSPACE_BYTES``). The kernels (conv, winograd,
 pool, resample, batch_norm, activation) import these and nothing from each other's speed code.
 """
@@ -45,7 +45,7 @@ import numpy as np
 
 __all__ = ["num_threads", "blas_threads_controllable", "single_threaded_blas", "blas_outside_workers", "run_parallel",
            "run_queue", "run_chunks", "run_plans", "parallel_kernel_lock", "serial", "SERIAL_MAX_MACS",
-           "threads_for_macs", "numba_threads_for", "row_chunks", "batch_plans", "row_ranges", "workspace",
+           "threads_for_macs", "run_plane_ranges", "row_chunks", "batch_plans", "row_ranges", "workspace",
            "WORKSPACE_BYTES"]
 
 _lock = threading.RLock()
@@ -368,27 +368,28 @@ def blas_outside_workers(T):
     return single_threaded_blas() if T > 1 else contextlib.nullcontext()
 
 
-# Below this many element reads a Numba ``prange`` kernel (pool, resample) runs on one thread:
-# starting the parallel region costs more than the work, and on a busy machine a parallel
-# region waits a whole scheduler time slice (~20 ms) for a descheduled worker, for a job that
-# takes 0.2 ms on one thread.
+# Below this many element reads and writes a plane kernel (pool, resample) runs in the calling
+# thread alone: handing work to a pool thread costs more than it saves, and on a busy machine a
+# helper may wait a whole scheduler time slice (~20 ms) for a job of 0.2 ms. Above it the planes
+# go out in chunks of about PLANE_CHUNK_WORK, claimed in turn by the threads (run_chunks).
 PARALLEL_MIN_WORK = 1 << 20
+PLANE_CHUNK_WORK = 1 << 18
 
 
-@contextlib.contextmanager
-def numba_threads_for(work):
-    """Run the enclosed Numba ``prange`` call on one thread when ``work`` is below PARALLEL_MIN_WORK."""
-    if work >= PARALLEL_MIN_WORK:
-        yield
+def run_plane_ranges(kernel, P, work, *args):
+    """kernel(*args, p0, p1) over the planes [0, P) (each call does planes p0 .. p1-1 and
+    releases the GIL): in this thread when `work` (element reads and writes, all planes) is
+    below PARALLEL_MIN_WORK, else in ranges of planes shared by the threads.
+
+    Why not Numba's ``prange``: its OpenMP threads keep spinning on both cores after each
+    parallel region, and the next multi-threaded GEMM (a Linear layer after a pool) ran in
+    2-3 ms instead of 0.2 ms beside them.
+    """
+    if work < PARALLEL_MIN_WORK or P < 2:
+        kernel(*args, 0, P)
         return
-    import numba
-
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
+    step = max(1, PLANE_CHUNK_WORK // max(1, work // P))
+    run_chunks(lambda k: kernel(*args, k * step, min(P, (k + 1) * step)), -(-P // step))
 
 
 # ======================================================================================

@@ -36,16 +36,16 @@ Conventions (PyTorch CPU's, checked by the tests)
   indices outside [0, H*W), as PyTorch's gradient does.
 * avg: the window sum is accumulated in float64 and divided by ``divisor[oh, ow]``.
 
-Parallelism: ``prange`` runs over the P planes only. Windows of one plane overlap when the
-stride is smaller than the kernel, so backward's scatter-add into gx would race if two
+Parallelism: the threads split the P planes only (``_threads.run_plane_ranges``). Windows of one plane overlap
+when the stride is smaller than the kernel, so backward's scatter-add into gx would race if two
 threads shared a plane; different planes never share a pixel.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._threads import numba_threads_for
+from . import _threads
 
 __all__ = [
     "max_pool2d_forward_reference",
@@ -291,16 +291,16 @@ def adaptive_avg_pool2d_definition(x, output_size):
 
 
 # ======================================================================================
-# Fast Numba kernels on window tables. x is viewed as P = N*C planes; prange over planes.
+# Fast Numba kernels on window tables. x is viewed as P = N*C planes; each kernel does the
+# planes [p0, p1) serially and releases the GIL; _threads.run_plane_ranges hands ranges of
+# planes to the threads (the caller and the pool threads; no Numba prange, see there).
 # ======================================================================================
-@njit(cache=True, parallel=True)
-def _max_pool_planes(x, h_start, h_count, w_start, w_count, dilation_h, dilation_w):
-    P, H, W = x.shape
+@njit(cache=True, nogil=True)
+def _max_pool_planes(x, h_start, h_count, w_start, w_count, dilation_h, dilation_w, y, indices, p0, p1):
+    W = x.shape[2]
     OH = h_start.shape[0]
     OW = w_start.shape[0]
-    y = np.empty((P, OH, OW), dtype=x.dtype)
-    indices = np.empty((P, OH, OW), dtype=np.int64)
-    for p in prange(P):
+    for p in range(p0, p1):
         plane = x[p]
         for oh in range(OH):
             hs = h_start[oh]
@@ -320,30 +320,26 @@ def _max_pool_planes(x, h_start, h_count, w_start, w_count, dilation_h, dilation
                             best_index = h * W + w
                 y[p, oh, ow] = best
                 indices[p, oh, ow] = best_index
-    return y, indices
 
 
-@njit(cache=True, parallel=True)
-def _max_pool_backward_planes(gy, indices, HW):
-    P, OH, OW = gy.shape
-    gx = np.empty((P, HW), dtype=gy.dtype)
-    for p in prange(P):
+@njit(cache=True, nogil=True)
+def _max_pool_backward_planes(gy, indices, gx, p0, p1):
+    OH, OW = gy.shape[1], gy.shape[2]
+    HW = gx.shape[1]
+    for p in range(p0, p1):
         gx[p, :] = 0  # zeroed here, by the thread that owns the plane (first touch)
         for oh in range(OH):
             for ow in range(OW):
                 k = indices[p, oh, ow]
                 if k >= 0 and k < HW:
                     gx[p, k] += gy[p, oh, ow]
-    return gx
 
 
-@njit(cache=True, parallel=True)
-def _avg_pool_planes(x, h_start, h_count, w_start, w_count, divisor):
-    P, H, W = x.shape
+@njit(cache=True, nogil=True)
+def _avg_pool_planes(x, h_start, h_count, w_start, w_count, divisor, y, p0, p1):
     OH = h_start.shape[0]
     OW = w_start.shape[0]
-    y = np.empty((P, OH, OW), dtype=x.dtype)
-    for p in prange(P):
+    for p in range(p0, p1):
         plane = x[p]
         for oh in range(OH):
             hs = h_start[oh]
@@ -356,14 +352,12 @@ def _avg_pool_planes(x, h_start, h_count, w_start, w_count, divisor):
                     for w in range(ws, we):
                         total += plane[h, w]
                 y[p, oh, ow] = total / divisor[oh, ow]
-    return y
 
 
-@njit(cache=True, parallel=True)
-def _avg_pool_backward_planes(gy, h_start, h_count, w_start, w_count, divisor, H, W):
-    P, OH, OW = gy.shape
-    gx = np.empty((P, H, W), dtype=gy.dtype)
-    for p in prange(P):
+@njit(cache=True, nogil=True)
+def _avg_pool_backward_planes(gy, h_start, h_count, w_start, w_count, divisor, gx, p0, p1):
+    OH, OW = gy.shape[1], gy.shape[2]
+    for p in range(p0, p1):
         gx[p, :, :] = 0  # zeroed by the thread that owns the plane (first touch)
         for oh in range(OH):
             hs = h_start[oh]
@@ -375,7 +369,6 @@ def _avg_pool_backward_planes(gy, h_start, h_count, w_start, w_count, divisor, H
                 for h in range(hs, he):
                     for w in range(ws, we):
                         gx[p, h, w] += g
-    return gx
 
 
 def _window_work(x_planes, h_count, w_count):
@@ -397,18 +390,20 @@ def max_pool2d_forward(x, h_start, h_count, w_start, w_count, dilation_h=1, dila
     (y (N, C, OH, OW), indices (N, C, OH, OW) int64, flat h*W + w)."""
     N, C = x.shape[:2]
     planes = _planes(x)
-    with numba_threads_for(_window_work(planes, h_count, w_count)):
-        y, indices = _max_pool_planes(planes, _table(h_start), _table(h_count), _table(w_start),
-                                      _table(w_count), int(dilation_h), int(dilation_w))
-    OH, OW = y.shape[1:]
+    OH, OW = len(h_start), len(w_start)
+    y = np.empty((N * C, OH, OW), dtype=x.dtype)
+    indices = np.empty((N * C, OH, OW), dtype=np.int64)
+    _threads.run_plane_ranges(_max_pool_planes, N * C, _window_work(planes, h_count, w_count), planes, _table(h_start),
+                _table(h_count), _table(w_start), _table(w_count), int(dilation_h), int(dilation_w), y, indices)
     return y.reshape(N, C, OH, OW), indices.reshape(N, C, OH, OW)
 
 
 def max_pool2d_backward(gy, indices, height, width):
     """gx (N, C, height, width): each gy[n,c,oh,ow] added at its max's position."""
     N, C = gy.shape[:2]
-    with numba_threads_for(gy.size + N * C * int(height) * int(width)):
-        gx = _max_pool_backward_planes(_planes(gy), _planes(indices), int(height) * int(width))
+    HW = int(height) * int(width)
+    gx = np.empty((N * C, HW), dtype=gy.dtype)
+    _threads.run_plane_ranges(_max_pool_backward_planes, N * C, gy.size + N * C * HW, _planes(gy), _planes(indices), gx)
     return gx.reshape(N, C, height, width)
 
 
@@ -416,18 +411,18 @@ def avg_pool2d_forward(x, h_start, h_count, w_start, w_count, divisor):
     """Fast average pooling: y = (window sum) / divisor[oh, ow] (divisor (OH, OW) float64)."""
     N, C = x.shape[:2]
     planes = _planes(x)
-    with numba_threads_for(_window_work(planes, h_count, w_count)):
-        y = _avg_pool_planes(planes, _table(h_start), _table(h_count), _table(w_start),
-                             _table(w_count), np.ascontiguousarray(divisor, dtype=np.float64))
-    OH, OW = y.shape[1:]
+    OH, OW = len(h_start), len(w_start)
+    y = np.empty((N * C, OH, OW), dtype=x.dtype)
+    _threads.run_plane_ranges(_avg_pool_planes, N * C, _window_work(planes, h_count, w_count), planes, _table(h_start),
+                _table(h_count), _table(w_start), _table(w_count), np.ascontiguousarray(divisor, dtype=np.float64), y)
     return y.reshape(N, C, OH, OW)
 
 
 def avg_pool2d_backward(gy, h_start, h_count, w_start, w_count, divisor, height, width):
     """gx: each gy[n,c,oh,ow] / divisor[oh, ow] added over its window."""
     N, C = gy.shape[:2]
-    with numba_threads_for(N * C * (int(np.sum(h_count)) * int(np.sum(w_count)) + int(height) * int(width))):
-        gx = _avg_pool_backward_planes(_planes(gy), _table(h_start), _table(h_count), _table(w_start),
-                                       _table(w_count), np.ascontiguousarray(divisor, dtype=np.float64),
-                                       int(height), int(width))
+    gx = np.empty((N * C, int(height), int(width)), dtype=gy.dtype)
+    work = N * C * (int(np.sum(h_count)) * int(np.sum(w_count)) + int(height) * int(width))
+    _threads.run_plane_ranges(_avg_pool_backward_planes, N * C, work, _planes(gy), _table(h_start), _table(h_count),
+                _table(w_start), _table(w_count), np.ascontiguousarray(divisor, dtype=np.float64), gx)
     return gx.reshape(N, C, height, width)

@@ -13,15 +13,15 @@ gy[o, q] * wh[t, o] * ww[s, q] to input pixel (h_index[t, o], w_index[s, q]) for
 tap t and column tap s (one tap for nearest, two for bilinear).
 
 Taps are given as arrays: h_index, h_weight (T, OH) and w_index, w_weight (S, OW), every
-index inside the input (the caller clamps them). ``prange`` runs over the N*C planes only:
+index inside the input (the caller clamps them). The threads split the N*C planes only (``_threads.run_plane_ranges``):
 within a plane several outputs add into the same input pixel.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._threads import numba_threads_for
+from . import _threads
 
 __all__ = ["resample2d_forward_reference", "resample2d_backward_reference", "resample2d_forward", "resample2d_backward"]
 
@@ -67,14 +67,13 @@ def resample2d_backward_reference(gy, h_index, h_weight, w_index, w_weight, heig
 # ======================================================================================
 # Fast Numba kernels
 # ======================================================================================
-@njit(cache=True, parallel=True)
-def _resample_forward_planes(x, h_index, h_weight, w_index, w_weight):
-    P, H, W = x.shape
+@njit(cache=True, nogil=True)
+def _resample_forward_planes(x, h_index, h_weight, w_index, w_weight, y, p0, p1):
+    H = x.shape[1]
     T, OH = h_index.shape
     S, OW = w_index.shape
-    y = np.empty((P, OH, OW), dtype=x.dtype)
-    for p in prange(P):
-        u = np.empty((H, OW), dtype=x.dtype)       # the column pass of this plane
+    u = np.empty((H, OW), dtype=x.dtype)           # the column pass of one plane
+    for p in range(p0, p1):
         for h in range(H):
             for q in range(OW):
                 acc = x[p, h, w_index[0, q]] * w_weight[0, q]
@@ -87,7 +86,6 @@ def _resample_forward_planes(x, h_index, h_weight, w_index, w_weight):
                 for t in range(1, T):
                     acc = acc + u[h_index[t, o], q] * h_weight[t, o]
                 y[p, o, q] = acc
-    return y
 
 
 def resample2d_forward(x, h_index, h_weight, w_index, w_weight):
@@ -96,23 +94,22 @@ def resample2d_forward(x, h_index, h_weight, w_index, w_weight):
     N, C, H, W = x.shape
     dtype = x.dtype
     OH, OW = h_index.shape[1], w_index.shape[1]
-    with numba_threads_for(N * C * (H * OW * w_index.shape[0] + OH * OW * h_index.shape[0])):
-        y = _resample_forward_planes(
-            np.ascontiguousarray(x).reshape(N * C, H, W),
-            np.ascontiguousarray(h_index, dtype=np.int64), np.ascontiguousarray(h_weight, dtype=dtype),
-            np.ascontiguousarray(w_index, dtype=np.int64), np.ascontiguousarray(w_weight, dtype=dtype),
-        )
+    y = np.empty((N * C, OH, OW), dtype=dtype)
+    _threads.run_plane_ranges(
+        _resample_forward_planes, N * C, N * C * (H * OW * w_index.shape[0] + OH * OW * h_index.shape[0]),
+        np.ascontiguousarray(x).reshape(N * C, H, W),
+        np.ascontiguousarray(h_index, dtype=np.int64), np.ascontiguousarray(h_weight, dtype=dtype),
+        np.ascontiguousarray(w_index, dtype=np.int64), np.ascontiguousarray(w_weight, dtype=dtype), y)
     return y.reshape(N, C, OH, OW)
 
 
-@njit(cache=True, parallel=True)
-def _resample_backward_planes(gy, h_index, h_weight, w_index, w_weight, H, W):
-    P, OH, OW = gy.shape
+@njit(cache=True, nogil=True)
+def _resample_backward_planes(gy, h_index, h_weight, w_index, w_weight, gx, p0, p1):
+    OH, OW = gy.shape[1], gy.shape[2]
     T = h_index.shape[0]
     S = w_index.shape[0]
-    gx = np.empty((P, H, W), dtype=gy.dtype)
-    for p in prange(P):
-        gx[p, :, :] = 0
+    for p in range(p0, p1):
+        gx[p, :, :] = 0  # zeroed by the thread that owns the plane (first touch)
         for o in range(OH):
             for t in range(T):
                 h = h_index[t, o]
@@ -121,18 +118,16 @@ def _resample_backward_planes(gy, h_index, h_weight, w_index, w_weight, H, W):
                     g = gy[p, o, q] * wh
                     for s in range(S):
                         gx[p, h, w_index[s, q]] += g * w_weight[s, q]
-    return gx
 
 
 def resample2d_backward(gy, h_index, h_weight, w_index, w_weight, height, width):
     """Fast scatter (see the module docstring). gy (N, C, OH, OW) float32/float64 -> gx (N, C, H, W)."""
     N, C, OH, OW = gy.shape
     dtype = gy.dtype
-    with numba_threads_for(gy.size * h_index.shape[0] * w_index.shape[0] + N * C * int(height) * int(width)):
-        gx = _resample_backward_planes(
-            np.ascontiguousarray(gy).reshape(N * C, OH, OW),
-            np.ascontiguousarray(h_index, dtype=np.int64), np.ascontiguousarray(h_weight, dtype=dtype),
-            np.ascontiguousarray(w_index, dtype=np.int64), np.ascontiguousarray(w_weight, dtype=dtype),
-            int(height), int(width),
-        )
+    gx = np.empty((N * C, int(height), int(width)), dtype=dtype)
+    _threads.run_plane_ranges(
+        _resample_backward_planes, N * C, gy.size * h_index.shape[0] * w_index.shape[0] + N * C * int(height) * int(width),
+        np.ascontiguousarray(gy).reshape(N * C, OH, OW),
+        np.ascontiguousarray(h_index, dtype=np.int64), np.ascontiguousarray(h_weight, dtype=dtype),
+        np.ascontiguousarray(w_index, dtype=np.int64), np.ascontiguousarray(w_weight, dtype=dtype), gx)
     return gx.reshape(N, C, height, width)
