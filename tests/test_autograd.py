@@ -519,3 +519,74 @@ def test_a_graph_dropped_before_backward_is_freed_without_the_cyclic_collector(o
         assert ref() is None and fn() is None
     finally:
         gc.enable()
+
+
+# ---- a leaf's first gradient: adopted when private, copied otherwise ---------------------------
+class _Fresh(Function):
+    """y = 3 x; its backward returns a fresh array (or a reshaped view of one), remembered weakly."""
+
+    def __init__(self, view=False, keep=False):
+        self.view, self.keep = view, keep
+
+    def forward(self, x):
+        return 3 * x
+
+    def backward(self, gy):
+        g = (3 * gy).ravel().reshape(gy.shape) if self.view else 3 * gy
+        self.made = weakref.ref(g)
+        if self.keep:
+            self.kept = g  # the Function holds it: the leaf must get its own copy
+        return g
+
+
+@pytest.mark.parametrize("view", [False, True])
+def test_a_fresh_private_gradient_is_adopted_not_copied(view):
+    x = leaf([1.0, 2.0, 3.0])
+    fn = _Fresh(view=view)
+    fn(x).backward(np.ones(3))
+    assert x.grad.data is fn.made()  # no copy: nothing else can reach that array
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0, 3.0])
+
+
+def test_a_gradient_held_elsewhere_is_copied():
+    x = leaf([1.0, 2.0])
+    fn = _Fresh(keep=True)
+    fn(x).backward(np.ones(2))
+    assert x.grad.data is not fn.kept and not np.shares_memory(x.grad.data, fn.kept)
+    fn.kept[:] = 99.0
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
+
+
+def test_one_gradient_for_two_leaves_and_the_users_array_are_never_shared():
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    g = np.array([5.0, 6.0])
+    (a + b).backward(g)  # Add's backward hands the same array to both inputs
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    assert not np.shares_memory(a.grad.data, g) and not np.shares_memory(b.grad.data, g)
+    c = leaf([1.0, 2.0])
+    c.backward(g)  # a leaf as the root: its gradient is the user's array, copied
+    g[:] = 0.0
+    np.testing.assert_array_equal(c.grad.numpy(), [5.0, 6.0])
+    np.testing.assert_array_equal(a.grad.numpy(), [5.0, 6.0])
+    a.grad.data[...] = 0.0  # zero_grad(set_to_none=False) writes in place: b must not see it
+    np.testing.assert_array_equal(b.grad.numpy(), [5.0, 6.0])
+
+
+def test_adopted_gradients_match_pytorch_on_a_model_and_accumulate():
+    """A small conv net's parameter gradients (adopted from the kernels' fresh arrays) equal
+    PyTorch's, and a second backward accumulates onto them without touching anything else."""
+    from tinyvision import nn
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    ours = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 2, 3), nn.Flatten(), nn.Linear(32, 3))
+    ref = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 3),
+                              torch.nn.Flatten(), torch.nn.Linear(32, 3))
+    ours.load_state_dict({k: v.detach().numpy() for k, v in ref.state_dict().items()})
+    for _ in range(2):
+        ours(tv.tensor(x)).sum().backward()
+        ref(torch.from_numpy(x)).sum().backward()
+    for (name, p), q in zip(ours.named_parameters(), ref.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-5, atol=1e-5, err_msg=name)
+    grads = [p.grad.data for p in ours.parameters()]
+    assert all(not np.shares_memory(a, b) for i, a in enumerate(grads) for b in grads[i + 1:])
