@@ -327,3 +327,65 @@ def test_serial_and_threaded_paths_both_match_the_reference(geom, dtype, monkeyp
             err = np.abs(a - b)
             bound = tol["rtol"] * mag + tol["atol"]
             assert (err <= bound).all(), (name, serial_max, float((err / bound).max()))
+
+
+# --------------------------------------------------------------------------------------
+# 1x1 convolutions: the weight gradient as one GEMM over the batch on small maps
+# --------------------------------------------------------------------------------------
+@given(N=st.integers(1, 4), Cg=st.integers(1, 12), Fg=st.integers(1, 12), G=st.integers(1, 3),
+       H=st.integers(1, 5), W=st.integers(1, 5), dtype=st.sampled_from([np.float32, np.float64]))
+def test_pointwise_weight_gradient_matches_reference_on_both_layouts(N, Cg, Fg, G, H, W, dtype):
+    """gw of a 1x1 conv: one GEMM gy2 @ x2.T over (channels, N*H*W) matrices when the maps are
+    small (H*W*(Fg+Cg) < Fg*Cg), else per-image products summed over n; both == the plain loops,
+    in every group."""
+    rng = np.random.default_rng(N * 1000 + Cg * 100 + Fg * 10 + G)
+    x = rng.standard_normal((N, G * Cg, H, W)).astype(dtype)
+    gy = rng.standard_normal((N, G * Fg, H, W)).astype(dtype)
+    g = ConvGeometry(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=G, kernel_size=(1, 1),
+                     image_size=(H, W), map_size=(H, W))
+    assert g.is_pointwise
+    got = CPU.conv2d_grad_weight(x, gy, g)
+    want = CPU.conv2d_grad_weight_reference(x.astype(np.float64), gy.astype(np.float64), g)
+    assert got.shape == (G * Fg, Cg, 1, 1) and got.dtype == dtype
+    assert_close(got, want, dtype, f"gw, {'one GEMM' if H * W * (Fg + Cg) < Fg * Cg else 'per image'}")
+
+
+def test_pointwise_weight_gradient_small_map_layout_is_taken_and_matches_torch():
+    """A ResNet-50-like 4x4 stage (2048 -> 64 channels here, kept small): the one-GEMM layout
+    (its condition holds) gives PyTorch's weight gradient."""
+    rng = np.random.default_rng(3)
+    N, C, F_, H = 3, 96, 40, 4
+    assert H * H * (F_ + C) < F_ * C
+    x = rng.standard_normal((N, C, H, H)).astype(np.float32)
+    w = rng.standard_normal((F_, C, 1, 1)).astype(np.float32)
+    gy = rng.standard_normal((N, F_, H, H)).astype(np.float32)
+    g = ConvGeometry(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, kernel_size=(1, 1),
+                     image_size=(H, H), map_size=(H, H))
+    tw = torch.from_numpy(w).requires_grad_(True)
+    torch.nn.functional.conv2d(torch.from_numpy(x), tw).backward(torch.from_numpy(gy))
+    assert_close(CPU.conv2d_grad_weight(x, gy, g), tw.grad.numpy(), np.float32, "gw vs torch")
+
+
+def test_small_matmul_runs_with_single_threaded_blas_and_matches_torch(monkeypatch):
+    """A product below SERIAL_MAX_MACS (a Linear layer on a small batch) runs with single-threaded
+    BLAS in forward and backward; a larger one leaves BLAS as it is; values == PyTorch's."""
+    entered = []
+    real = TH.single_threaded_blas
+
+    def spy():
+        entered.append(True)
+        return real()
+
+    monkeypatch.setattr(TH, "single_threaded_blas", spy)
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((8, 64)), rng.standard_normal((3, 64, 10))  # broadcast batch dims
+    for serial_max, expect in ((10**15, 2), (0, 0)):
+        monkeypatch.setattr(TH, "SERIAL_MAX_MACS", serial_max)
+        entered.clear()
+        A, B = tv.tensor(a, requires_grad=True), tv.tensor(b, requires_grad=True)
+        (A @ B).backward(np.ones((3, 8, 10)))
+        assert len(entered) == (expect if TH.blas_threads_controllable() else 0)
+        ta, tb = torch.from_numpy(a).requires_grad_(True), torch.from_numpy(b).requires_grad_(True)
+        (ta @ tb).backward(torch.ones(3, 8, 10, dtype=torch.float64))
+        np.testing.assert_allclose(A.grad, ta.grad.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(B.grad, tb.grad.numpy(), rtol=1e-12)

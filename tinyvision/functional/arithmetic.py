@@ -16,16 +16,17 @@ from __future__ import annotations
 
 from contextlib import nullcontext as _nullcontext
 
+import numpy as np
+
 from ..autograd import Function, promote, result_type, sum_to_shape
 from ..backend import get_array_module
+from ..kernels.cpu import _threads
 
 __all__ = ["add", "sub", "mul", "div", "pow", "neg", "matmul", "sum_to_shape", "broadcast_shapes"]
 
 
 def broadcast_shapes(op: str, *shapes):
     """The broadcast shape, or a ValueError naming ``op`` and the shapes."""
-    import numpy as np
-
     try:
         return np.broadcast_shapes(*shapes)
     except ValueError:
@@ -167,6 +168,17 @@ class Neg(Function):
         return -gy
 
 
+def _blas_context(x, y):
+    """Single-threaded BLAS for a small product of NumPy arrays (see _threads.blas_for_product);
+    the product x @ y has about max(x.size * m, y.size * n) multiply-adds (x (..., n, k),
+    y (..., k, m), either side's batch dims broadcast against the other's)."""
+    if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)):
+        return _nullcontext()
+    n = x.shape[-2] if x.ndim > 1 else 1
+    m = y.shape[-1] if y.ndim > 1 else 1
+    return _threads.blas_for_product(max(x.size * m, y.size * n))
+
+
 class MatMul(Function):
     r"""z = x @ y, NumPy/PyTorch matmul semantics (batched, broadcast batch dims).
 
@@ -189,7 +201,8 @@ class MatMul(Function):
         if x.ndim > 2 or y.ndim > 2:
             broadcast_shapes("matmul (batch dims)", x.shape[:-2], y.shape[:-2] if y.ndim > 1 else ())
         self.save_for_backward(x, y)
-        return x @ y
+        with _blas_context(x, y):
+            return x @ y
 
     def backward(self, gz):
         x, y = self.saved
@@ -203,8 +216,9 @@ class MatMul(Function):
             g2 = g2[..., None]  # (..., n) -> (..., n, 1)
         if x.ndim == 1:
             g2 = g2[..., None, :]  # (..., m) -> (..., 1, m)
-        gx = g2 @ xp.swapaxes(y2, -1, -2)  # (..., n, m) @ (..., m, k) -> (..., n, k)
-        gy = xp.swapaxes(x2, -1, -2) @ g2  # (..., k, n) @ (..., n, m) -> (..., k, m)
+        with _blas_context(x2, y2):
+            gx = g2 @ xp.swapaxes(y2, -1, -2)  # (..., n, m) @ (..., m, k) -> (..., n, k)
+            gy = xp.swapaxes(x2, -1, -2) @ g2  # (..., k, n) @ (..., n, m) -> (..., k, m)
         if x.ndim == 1:
             gx = gx[..., 0, :]  # (..., 1, k) -> (..., k)
         if y.ndim == 1:
