@@ -389,3 +389,32 @@ def test_small_matmul_runs_with_single_threaded_blas_and_matches_torch(monkeypat
         (ta @ tb).backward(torch.ones(3, 8, 10, dtype=torch.float64))
         np.testing.assert_allclose(A.grad, ta.grad.numpy(), rtol=1e-12)
         np.testing.assert_allclose(B.grad, tb.grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("N, H, W", [(8, 8, 8), (6, 9, 11), (4, 8, 8)])
+def test_small_map_winograd_forward_and_input_gradient_match_reference(N, H, W, dtype, monkeypatch):
+    """8x8 to 11x11 outputs: Winograd for the forward pass and (through the flipped kernel) the
+    input gradient when the batch has >= 128 output tiles, im2col below that; the weight
+    gradient stays on im2col. Every pass == the plain loops, whichever path runs."""
+    C, F_ = 5, 6
+    g = ConvGeometry(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_size=(3, 3),
+                     image_size=(H, W), map_size=(H, W))
+    tiles = N * ((H + 1) // 2) * ((W + 1) // 2)
+    assert CPU._use_winograd_forward(N, C, g) == (tiles >= 128) and not CPU._use_winograd(C, g)
+    calls = []
+    real = CPU.winograd.winograd_conv3x3
+    monkeypatch.setattr(CPU.winograd, "winograd_conv3x3", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(TH, "SERIAL_MAX_MACS", 0)  # the batched and threaded paths, not the serial one
+    rng = np.random.default_rng(N + H + W)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((F_, C, 3, 3)).astype(dtype)
+    gy = rng.standard_normal((N, F_, H, W)).astype(dtype)
+    got = (CPU.conv2d_forward(x, w, g), CPU.conv2d_grad_input(gy, w, g), CPU.conv2d_grad_weight(x, gy, g))
+    assert len(calls) == (2 if tiles >= 128 else 0)  # forward and input gradient
+    x64, w64, gy64 = (a.astype(np.float64) for a in (x, w, gy))
+    want = (CPU.conv2d_forward_reference(x64, w64, g), CPU.conv2d_grad_input_reference(gy64, w64, g),
+            CPU.conv2d_grad_weight_reference(x64, gy64, g))
+    for name, a, b in zip(("y", "gx", "gw"), got, want):
+        assert a.shape == b.shape and a.dtype == dtype
+        assert_close(a, b, dtype, name)
