@@ -333,21 +333,35 @@ def test_serial_and_threaded_paths_both_match_the_reference(geom, dtype, monkeyp
 # 1x1 convolutions: the weight gradient as one GEMM over the batch on small maps
 # --------------------------------------------------------------------------------------
 @given(N=st.integers(1, 4), Cg=st.integers(1, 12), Fg=st.integers(1, 12), G=st.integers(1, 3),
-       H=st.integers(1, 5), W=st.integers(1, 5), dtype=st.sampled_from([np.float32, np.float64]))
-def test_pointwise_weight_gradient_matches_reference_on_both_layouts(N, Cg, Fg, G, H, W, dtype):
-    """gw of a 1x1 conv: one GEMM gy2 @ x2.T over (channels, N*H*W) matrices when the maps are
-    small (H*W*(Fg+Cg) < Fg*Cg), else per-image products summed over n; both == the plain loops,
-    in every group."""
+       H=st.integers(1, 5), W=st.integers(1, 5), dtype=st.sampled_from([np.float32, np.float64]),
+       threaded=st.booleans())
+def test_pointwise_passes_match_reference_on_every_layout_and_split(N, Cg, Fg, G, H, W, dtype, threaded):
+    """A 1x1 conv's forward pass, input gradient and weight gradient == the plain loops in every
+    group: serially, or on the pool's threads (split by images, or by output rows when there
+    are fewer images than threads); the weight gradient as one GEMM over (channels, N*H*W)
+    matrices when the maps are small (H*W*(Fg+Cg) < Fg*Cg), else summed per image."""
     rng = np.random.default_rng(N * 1000 + Cg * 100 + Fg * 10 + G)
     x = rng.standard_normal((N, G * Cg, H, W)).astype(dtype)
+    w = rng.standard_normal((G * Fg, Cg, 1, 1)).astype(dtype)
     gy = rng.standard_normal((N, G * Fg, H, W)).astype(dtype)
     g = ConvGeometry(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=G, kernel_size=(1, 1),
                      image_size=(H, W), map_size=(H, W))
     assert g.is_pointwise
-    got = CPU.conv2d_grad_weight(x, gy, g)
-    want = CPU.conv2d_grad_weight_reference(x.astype(np.float64), gy.astype(np.float64), g)
-    assert got.shape == (G * Fg, Cg, 1, 1) and got.dtype == dtype
-    assert_close(got, want, dtype, f"gw, {'one GEMM' if H * W * (Fg + Cg) < Fg * Cg else 'per image'}")
+    saved = TH.SERIAL_MAX_MACS
+    TH.SERIAL_MAX_MACS = 0 if threaded else 10**15
+    try:
+        got = (CPU.conv2d_forward(x, w, g), CPU.conv2d_grad_input(gy, w, g), CPU.conv2d_grad_weight(x, gy, g))
+        again = CPU.conv2d_grad_weight(x, gy, g)
+    finally:
+        TH.SERIAL_MAX_MACS = saved
+    x64, w64, gy64 = (a.astype(np.float64) for a in (x, w, gy))
+    want = (CPU.conv2d_forward_reference(x64, w64, g), CPU.conv2d_grad_input_reference(gy64, w64, g),
+            CPU.conv2d_grad_weight_reference(x64, gy64, g))
+    for name, a, b in zip(("y", "gx", "gw"), got, want):
+        assert a.shape == b.shape and a.dtype == dtype
+        assert_close(a, b, dtype, f"{name}, threaded={threaded}, "
+                                  f"{'one GEMM' if H * W * (Fg + Cg) < Fg * Cg else 'per image'}")
+    np.testing.assert_array_equal(again, got[2])  # the same split, the same sum order
 
 
 def test_pointwise_weight_gradient_small_map_layout_is_taken_and_matches_torch():

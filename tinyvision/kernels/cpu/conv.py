@@ -71,6 +71,8 @@ ones the geometry describes, so no index here can leave its array.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from numba import njit, prange
 from numpy.lib.stride_tricks import sliding_window_view
@@ -418,6 +420,97 @@ def _gy_chunk(gy, n0, Nc, f0, Fg, i0, OHc):
 
 
 # --------------------------------------------------------------------------------------
+# 1x1 convolutions (stride 1, unpadded): x itself is the columns; products on the pool threads
+# --------------------------------------------------------------------------------------
+# NumPy's matmul over a stack of images calls BLAS once per image, each call multi-threaded by
+# OpenBLAS itself; on ResNet-50's 1x1 convs (about half its work) that gained nothing over one
+# thread here. The threads of _threads' pool take whole images instead (or, for fewer images
+# than threads, ranges of output rows), each with single-threaded BLAS.
+def _pointwise_products(mats, a, out):
+    """out[n, group g] = mats[g] @ a[n, group g] for every image n and group g.
+
+    mats: G matrices (O, I) (a 1x1 conv's weight blocks, or their transposes for the input
+    gradient); a (N, G*I, P), out (N, G*O, P), P pixels. Each task writes its own images (or
+    its own rows of every image), so the threads never write the same entry.
+    """
+    N, _, P = a.shape
+    G = len(mats)
+    O, I = mats[0].shape
+
+    def work(task):
+        n0, n1, o0, o1 = task
+        for g in range(G):
+            np.matmul(mats[g][o0:o1], a[n0:n1, g * I:(g + 1) * I],
+                      out=out[n0:n1, g * O + o0:g * O + o1])
+
+    _run_pointwise(work, N, O, N * G * O * I * P)
+
+
+def _pointwise_grad_weight(x, gy, G):
+    """gw (F, Cg) of a 1x1 conv: sum over images of gy[n, group g] @ x[n, group g].T.
+
+    x (N, C, P), gy (N, F, P). Small maps (P * (Fg + Cg) < Fg * Cg, a ResNet-50's 4x4 and 8x8
+    stages): the per-image products would each have an inner dimension of only P and build an
+    (N, Fg, Cg) stack far larger than gy and x (2048 -> 512 channels at 4x4: 33 MB, 30 ms); laid
+    out as (channels, N*P) matrices instead, the sum over images is the inner dimension of one
+    GEMM, gw = gy2 @ x2.T, whose rows the threads split. Larger maps: the threads sum the
+    products of their own images (a fixed split, added in order: bitwise repeatable), or, with
+    fewer images than threads, each computes its own rows of gw over all images.
+    """
+    N, C, P = x.shape
+    F = gy.shape[1]
+    Fg, Cg = F // G, C // G
+    gw = np.empty((F, Cg), dtype=x.dtype)
+    macs = N * F * Cg * P
+    if P * (Fg + Cg) < Fg * Cg:
+        gy2 = np.ascontiguousarray(gy.transpose(1, 0, 2)).reshape(F, N * P)
+        x2 = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(C, N * P)
+
+        def rows(task):
+            _, _, f0, f1 = task
+            for g in range(G):
+                np.matmul(gy2[g * Fg + f0:g * Fg + f1], x2[g * Cg:(g + 1) * Cg].T, out=gw[g * Fg + f0:g * Fg + f1])
+
+        _run_pointwise(rows, 1, Fg, macs)
+        return gw
+
+    def share(task):
+        n0, n1, f0, f1 = task
+        part = np.empty((G, f1 - f0, Cg), dtype=x.dtype)
+        for g in range(G):
+            xg = x[n0:n1, g * Cg:(g + 1) * Cg].transpose(0, 2, 1)  # (n, P, Cg)
+            part[g] = np.matmul(gy[n0:n1, g * Fg + f0:g * Fg + f1], xg).sum(axis=0)
+        return task, part
+
+    shares = _run_pointwise(share, N, Fg, macs)
+    by_images = shares[0][0][2:] == (0, Fg)  # the tasks split images (their shares are summed)
+    total = None
+    for (n0, n1, f0, f1), part in shares:
+        if by_images:
+            total = part if total is None else total + part
+        else:
+            gw.reshape(G, Fg, Cg)[:, f0:f1] = part
+    if by_images:
+        gw.reshape(G, Fg, Cg)[:] = total
+    return gw
+
+
+def _run_pointwise(work, N, rows, macs):
+    """[work((n0, n1, r0, r1)) ...]: all N images and all `rows` in the calling thread with
+    single-threaded BLAS below SERIAL_MAX_MACS; else ranges of images on the pool's threads,
+    or, with fewer images than threads, ranges of rows of every image."""
+    T = _threads.num_threads()
+    if _threads.serial(macs) or T <= 1 or not _threads.blas_threads_controllable():
+        with _threads.single_threaded_blas() if _threads.serial(macs) else contextlib.nullcontext():
+            return [work((0, N, 0, rows))]
+    if N >= T:
+        tasks = [(n0, n1, 0, rows) for n0, n1 in _threads.row_ranges(N, T)]
+    else:
+        tasks = [(0, N, r0, r1) for r0, r1 in _threads.row_ranges(rows, T)]
+    return _threads.run_parallel(work, tasks)
+
+
+# --------------------------------------------------------------------------------------
 # Small maps: one GEMM for the whole batch, the threads splitting its rows
 # --------------------------------------------------------------------------------------
 # A late ResNet stage has small maps and big weights (512 channels at 4x4: the weight matrix is
@@ -534,11 +627,9 @@ def conv2d_forward(x, w, geometry, workspace_bytes=None):
             return y  # else an inf in x or w: the direct sum below (see _finite)
     y = np.empty((N, F, OH, OW), dtype=x.dtype)
     if geometry.is_pointwise:
-        for g in range(G):
-            w2 = w[g * Fg:(g + 1) * Fg].reshape(Fg, Cg)
-            xg = x[:, g * Cg:(g + 1) * Cg].reshape(N, Cg, H * W)
-            # One (Fg, Cg) @ (Cg, H*W) product per image, written straight into y.
-            y[:, g * Fg:(g + 1) * Fg] = np.matmul(w2, xg).reshape(N, Fg, OH, OW)
+        # One (Fg, Cg) @ (Cg, H*W) product per image and group, written straight into y.
+        mats = [w[g * Fg:(g + 1) * Fg].reshape(Fg, Cg) for g in range(G)]
+        _pointwise_products(mats, x.reshape(N, C, H * W), y.reshape(N, F, OH * OW))
         return y
     if _use_batched(N, OH, OW, K, G, x.itemsize, workspace_bytes, F):
         return _forward_batched(x, w, SH, SW, PH, PW, DH, DW, OH, OW)
@@ -576,10 +667,9 @@ def conv2d_grad_input(gy, w, geometry, workspace_bytes=None):
     K = Cg * KH * KW
     if geometry.is_pointwise and (H, W) == (OH, OW):
         gx = np.empty((N, Cg * G, H, W), dtype=gy.dtype)
-        for g in range(G):
-            w2 = w[g * Fg:(g + 1) * Fg].reshape(Fg, Cg)
-            gyg = gy[:, g * Fg:(g + 1) * Fg].reshape(N, Fg, OH * OW)
-            gx[:, g * Cg:(g + 1) * Cg] = np.matmul(w2.T, gyg).reshape(N, Cg, H, W)
+        # gx[n, group g] = w_g.T @ gy[n, group g]: (Cg, Fg) @ (Fg, H*W) per image and group.
+        mats = [w[g * Fg:(g + 1) * Fg].reshape(Fg, Cg).T for g in range(G)]
+        _pointwise_products(mats, gy.reshape(N, F, OH * OW), gx.reshape(N, Cg * G, H * W))
         return gx
     flip = (SH, SW) == (1, 1) and PH <= DH * (KH - 1) and PW <= DW * (KW - 1)
     # That convolution's geometry (see below): gy on its image side, gx on its map side.
@@ -629,23 +719,7 @@ def conv2d_grad_weight(x, gy, geometry, workspace_bytes=None):
         if _finite(gw):
             return gw  # else an inf in x or gy: the direct sum below (see _finite)
     if geometry.is_pointwise:
-        gw = np.empty((F, K), dtype=x.dtype)
-        if H * W * (Fg + Cg) < Fg * Cg:
-            # Small maps (a ResNet-50's 4x4 and 8x8 stages): the per-image products below would
-            # each have an inner dimension of only H*W and write an (N, Fg, Cg) stack far larger
-            # than gy and x themselves (2048 -> 512 channels at 4x4: 33 MB, 30 ms). Laid out as
-            # (channels, N*H*W) matrices instead, the sum over images is the inner dimension of
-            # one GEMM: gw = gy2 @ x2.T.
-            gy2, x2 = _batch_matrix(gy), _batch_matrix(x)  # (F, N*H*W), (C, N*H*W)
-            for g in range(G):
-                np.matmul(gy2[g * Fg:(g + 1) * Fg], x2[g * Cg:(g + 1) * Cg].T, out=gw[g * Fg:(g + 1) * Fg])
-            return gw.reshape(F, Cg, KH, KW)
-        for g in range(G):
-            gyg = gy[:, g * Fg:(g + 1) * Fg].reshape(N, Fg, OH * OW)
-            xg = x[:, g * Cg:(g + 1) * Cg].reshape(N, Cg, H * W)
-            # sum_n gy[n] @ x[n].T: one (Fg, Cg) product per image, then the sum over n.
-            gw[g * Fg:(g + 1) * Fg] = np.matmul(gyg, xg.transpose(0, 2, 1)).sum(axis=0)
-        return gw.reshape(F, Cg, KH, KW)
+        return _pointwise_grad_weight(x.reshape(N, C, H * W), gy.reshape(N, F, OH * OW), G).reshape(F, Cg, KH, KW)
     if _use_batched(N, OH, OW, K, G, x.itemsize, workspace_bytes, F):
         return _grad_weight_batched(x, gy, KH, KW, SH, SW, PH, PW, DH, DW)
 
