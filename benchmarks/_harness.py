@@ -21,7 +21,7 @@ import tracemalloc
 
 import numpy as np
 
-__all__ = ["interleaved", "peak_traced_bytes", "thread_report", "save_json", "save_plot"]
+__all__ = ["interleaved", "peak_traced_bytes", "set_threads", "thread_report", "save_json", "save_plot"]
 
 
 def interleaved(fns, repeats, warmup=2, pause=0.1):
@@ -74,6 +74,30 @@ def _openblas_threads():
             if hasattr(lib, name):
                 return int(getattr(lib, name)())
     return None
+
+
+def set_threads(n):
+    """Give every library n threads: tinyvision (Numba's thread count, which sizes its pool),
+    PyTorch, and NumPy's BLAS (tinyvision's kernels lower it to 1 inside their own workers).
+
+    ``--threads 1`` compares the kernels' single-core efficiency; on a shared VM this is far
+    steadier than a 2-thread run, whose second core comes and goes with the host's load.
+    """
+    import numba
+
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+    except ImportError:
+        pass
+    try:
+        import threadpoolctl
+
+        threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+    except ImportError:
+        pass
 
 
 def thread_report():

@@ -148,11 +148,15 @@ def main(argv=None):
     ap.add_argument("--pause", type=float, default=0.1,
                     help="untimed sleep before each timed call, so the other library's threads go idle")
     ap.add_argument("--json", default=None, help="write the table as JSON here")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for each library (default: as configured, normally every core)")
     ap.add_argument("--plot", default=None, help="save a bar chart (PNG) here")
     args = ap.parse_args(argv)
     n = args.batch or (2 if args.quick else 8)
     repeats = args.repeats or (3 if args.quick else 9)
 
+    if args.threads:
+        H.set_threads(args.threads)
     threads = H.thread_report()
     print(f"batch {n}, float32, median of {repeats} interleaved repeats (pause {args.pause} s before each); "
           f"threads: {threads}")

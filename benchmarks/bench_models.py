@@ -232,6 +232,8 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=1, help="untimed passes per side first (Numba compiles)")
     ap.add_argument("--pause", type=float, default=0.1, help="untimed sleep before each timed call")
     ap.add_argument("--json", default=None, help="write the table as JSON here")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for each library (default: as configured, normally every core)")
     args = ap.parse_args(argv)
     batch = args.batch or (2 if args.quick else 8)
     size = args.size or (64 if args.quick else 128)
@@ -241,6 +243,8 @@ def main(argv=None):
     if unknown:
         ap.error(f"unknown case(s) {unknown}; known: {sorted(CASES)}")
 
+    if args.threads:
+        H.set_threads(args.threads)
     threads = H.thread_report()
     blas = blas_report()
     print(f"(N, 3, {size}, {size}) N={batch}, float32, train mode, forward + backward, median of {repeats} "

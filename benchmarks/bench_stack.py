@@ -142,17 +142,7 @@ def main(argv=None):
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
-    import numba
-
-    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
-    if torch is not None:
-        torch.set_num_threads(args.threads)
-    try:  # NumPy's BLAS gets the same thread count (tinyvision's kernels lower it to 1 inside
-        import threadpoolctl  # their own worker threads)
-
-        threadpoolctl.threadpool_limits(limits=args.threads, user_api="blas")
-    except ImportError:
-        pass
+    H.set_threads(args.threads)
     print(f"ResNet-18-like step, batch {args.batch}, 3x{args.size}x{args.size} float32, forward+backward, "
           f"{args.threads} threads each, median of {args.repeats} interleaved repeats")
     print(f"BLAS: {blas_report()}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} "
