@@ -460,9 +460,9 @@ def _pointwise_grad_weight(x, gy, G):
     N, C, P = x.shape
     F = gy.shape[1]
     Fg, Cg = F // G, C // G
-    gw = np.empty((F, Cg), dtype=x.dtype)
     macs = N * F * Cg * P
     if P * (Fg + Cg) < Fg * Cg:
+        gw = np.empty((F, Cg), dtype=x.dtype)
         gy2 = np.ascontiguousarray(gy.transpose(1, 0, 2)).reshape(F, N * P)
         x2 = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(C, N * P)
 
@@ -482,17 +482,10 @@ def _pointwise_grad_weight(x, gy, G):
             part[g] = np.matmul(gy[n0:n1, g * Fg + f0:g * Fg + f1], xg).sum(axis=0)
         return task, part
 
-    shares = _run_pointwise(share, N, Fg, macs)
-    by_images = shares[0][0][2:] == (0, Fg)  # the tasks split images (their shares are summed)
-    total = None
-    for (n0, n1, f0, f1), part in shares:
-        if by_images:
-            total = part if total is None else total + part
-        else:
-            gw.reshape(G, Fg, Cg)[:, f0:f1] = part
-    if by_images:
-        gw.reshape(G, Fg, Cg)[:] = total
-    return gw
+    gw3 = np.zeros((G, Fg, Cg), dtype=x.dtype)
+    for (_, _, f0, f1), part in _run_pointwise(share, N, Fg, macs):  # in task order
+        gw3[:, f0:f1] += part  # shares of images add up; shares of rows fill their own rows
+    return gw3.reshape(F, Cg)
 
 
 def _run_pointwise(work, N, rows, macs):
