@@ -43,8 +43,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["num_threads", "blas_threads_controllable", "single_threaded_blas", "blas_outside_workers", "blas_for_product", "run_parallel",
-           "run_queue", "run_chunks", "run_plans", "parallel_kernel_lock", "serial", "SERIAL_MAX_MACS",
+__all__ = ["num_threads", "blas_threads_controllable", "single_threaded_blas", "blas_outside_workers",
+           "blas_for_product", "run_parallel", "run_queue", "run_chunks", "run_plans", "parallel_kernel_lock",
+           "serial", "SERIAL_MAX_MACS",
            "threads_for_macs", "run_plane_ranges", "row_chunks", "batch_plans", "row_ranges", "workspace",
            "WORKSPACE_BYTES"]
 

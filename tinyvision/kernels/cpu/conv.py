@@ -71,8 +71,6 @@ ones the geometry describes, so no index here can leave its array.
 """
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 from numba import njit, prange
 from numpy.lib.stride_tricks import sliding_window_view
@@ -463,8 +461,7 @@ def _pointwise_grad_weight(x, gy, G):
     macs = N * F * Cg * P
     if P * (Fg + Cg) < Fg * Cg:
         gw = np.empty((F, Cg), dtype=x.dtype)
-        gy2 = np.ascontiguousarray(gy.transpose(1, 0, 2)).reshape(F, N * P)
-        x2 = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(C, N * P)
+        gy2, x2 = _batch_matrix(gy), _batch_matrix(x)  # (F, N*P), (C, N*P)
 
         def rows(task):
             _, _, f0, f1 = task
@@ -494,7 +491,7 @@ def _run_pointwise(work, N, rows, macs):
     or, with fewer images than threads, ranges of rows of every image."""
     T = _threads.num_threads()
     if _threads.serial(macs) or T <= 1 or not _threads.blas_threads_controllable():
-        with _threads.single_threaded_blas() if _threads.serial(macs) else contextlib.nullcontext():
+        with _threads.blas_for_product(macs):
             return [work((0, N, 0, rows))]
     if N >= T:
         tasks = [(n0, n1, 0, rows) for n0, n1 in _threads.row_ranges(N, T)]
@@ -542,11 +539,12 @@ def _whole_batch_cols(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW):
 
 
 def _batch_matrix(a):
-    """(N, F, OH, OW) -> (F, N*OH*OW), contiguous (a copy when N > 1)."""
+    """(N, F, ...) -> (F, N*...): (N, F, OH, OW) -> (F, N*OH*OW), or (N, F, P) -> (F, N*P);
+    contiguous (a copy when N > 1)."""
     N, F = a.shape[:2]
     if N == 1:
         return np.ascontiguousarray(a).reshape(F, -1)
-    return np.ascontiguousarray(a.transpose(1, 0, 2, 3)).reshape(F, -1)
+    return np.ascontiguousarray(np.swapaxes(a, 0, 1)).reshape(F, -1)
 
 
 def _forward_batched(x, w, SH, SW, PH, PW, DH, DW, OH, OW):
