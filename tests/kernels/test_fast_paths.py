@@ -263,6 +263,51 @@ def test_run_chunks_runs_every_chunk_once_and_reraises():
         _threads.run_chunks(fail, 20)
 
 
+@pytest.mark.parametrize("spin", [True, False], ids=["polling", "sleeping"])
+def test_pool_runs_tasks_in_order_and_reraises_with_and_without_polling(spin, monkeypatch):
+    """The workers and the caller poll for a while before they sleep on a condition; with no
+    polling at all (every wait a sleep) the results, their order and the errors are the same."""
+    pool = TH._get_pool(3)
+    if not spin:
+        monkeypatch.setattr(pool, "rounds", 0)
+    for _ in range(30):
+        assert TH.run_parallel(lambda k: k * k, list(range(4))) == [0, 1, 4, 9]
+        seen = []
+        TH.run_chunks(seen.append, 17)
+        assert sorted(seen) == list(range(17))
+
+    def fail(k):
+        if k == 2:
+            raise ValueError("task 2")
+        return k
+
+    with pytest.raises(ValueError, match="task 2"):
+        TH.run_parallel(fail, [0, 1, 2, 3])
+    assert TH.run_parallel(lambda k: -k, [1, 2, 3]) == [-1, -2, -3]  # the pool still works
+
+
+def test_pool_drops_a_job_once_it_has_run():
+    """A worker waiting for its next job holds nothing of the last one: the task's closure (and
+    the arrays it captured) is freed when the call returns. (A kept reference made every conv
+    weight gradient look shared, so autograd copied each one into .grad.)"""
+    import gc
+    import weakref
+
+    class Payload:
+        pass
+
+    payload = Payload()
+    ref = weakref.ref(payload)
+
+    def task(k, payload=payload):
+        return k
+
+    assert TH.run_parallel(task, [0, 1]) == [0, 1]
+    del task, payload
+    gc.collect()
+    assert ref() is None
+
+
 @pytest.mark.parametrize("T", [1, 2, 3])
 def test_run_queue_hands_out_every_chunk_once(T):
     """Shared queue: each chunk reaches exactly one thread; static: thread t gets t, t+T, ..."""

@@ -61,6 +61,28 @@ def test_filter_transform_is_g_w_gt():
             np.testing.assert_allclose(U[:, :, f, c], G @ w[f, c] @ G.T, rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_filter_transform_split_among_threads_equals_one_thread(dtype, monkeypatch):
+    """Many filters: the output channels are split among the threads; every (f, c) is still
+    G w G^T, the same as one thread's product, including the ragged last range."""
+    from tinyvision.kernels.cpu import _threads as TH
+
+    monkeypatch.setattr(WG, "_SPLIT_FILTER_PAIRS", 8)
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((7, 5, 3, 3)).astype(dtype)
+    calls = []
+    real = TH.run_parallel
+    monkeypatch.setattr(TH, "run_parallel", lambda fn, tasks: calls.append(tasks) or real(fn, tasks))
+    U2 = WG.filter_transform(w, 3).copy()
+    assert calls == [TH.row_ranges(7, 3)]
+    U1 = WG.filter_transform(w).copy()
+    _, G, _ = WG.MATRICES
+    want = np.einsum("pu,qv,fcuv->pqfc", G, G, w.astype(np.float64)).reshape(16, 7, 5)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(U2, want, rtol=tol, atol=tol)
+    np.testing.assert_allclose(U2, U1, rtol=tol, atol=tol)
+
+
 @st.composite
 def geometries(draw):
     """(N, C, H, W, F, (PH, PW), (OH, OW)): any sizes, including ragged last tiles and outputs

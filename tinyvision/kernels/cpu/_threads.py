@@ -39,7 +39,7 @@ import glob
 import math
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import collections
 
 import numpy as np
 
@@ -50,7 +50,6 @@ __all__ = ["num_threads", "blas_threads_controllable", "single_threaded_blas", "
            "WORKSPACE_BYTES"]
 
 _lock = threading.RLock()
-_pools = {}  # size -> ThreadPoolExecutor (see _get_pool)
 _blas = None  # (get, set) ctypes functions, or False when unavailable
 
 
@@ -118,18 +117,146 @@ def single_threaded_blas():
                 set_fn(_blas_saved)
 
 
-def _get_pool(size):
-    """The pool with `size` workers, made on first use and kept.
+# How long an idle pool thread keeps polling for its next job before it sleeps, and how long a
+# caller polls for a job's end before it sleeps (see _Pool).
+SPIN_SECONDS = 0.002
 
-    Pools are never shut down: another caller thread (with another Numba thread count, so
-    another size) may be about to submit to a pool it has just fetched, and submitting to a
-    shut-down pool raises. In practice one size is used; each extra size costs idle threads.
+
+def _make_pollers():
+    import numba
+
+    # counters[k + (r & mask)] with mask 0 at run time: the index looks different on every round,
+    # so the compiler cannot read the counter once, before the loop (it has no volatile loads).
+    @numba.njit(nogil=True, cache=True)
+    def poll_while_equal(counters, k, value, mask, rounds):
+        for r in range(rounds):
+            if counters[k + (r & mask)] != value:
+                return True
+        return False
+
+    @numba.njit(nogil=True, cache=True)
+    def poll_until_reached(counters, k, target, mask, rounds):
+        for r in range(rounds):
+            if counters[k + (r & mask)] >= target:
+                return True
+        return False
+
+    return poll_while_equal, poll_until_reached
+
+
+class _Job:
+    __slots__ = ("fn", "arg", "cpu", "result", "error", "cancelled")
+
+    def __init__(self, fn, arg, cpu):
+        self.fn, self.arg, self.cpu = fn, arg, cpu
+        self.result = self.error = None
+        self.cancelled = False
+
+
+class _Pool:
+    """Worker threads that wait for their next job actively for a while, as OpenMP's do.
+
+    Why not ThreadPoolExecutor: its idle threads sleep at once, and on this project's VMs waking a
+    sleeping thread took 40-170 us, and a sleeping vCPU could take milliseconds to come back (a
+    2-thread kernel called after a pause paid 3-5 ms; PyTorch's spinning OpenMP threads did not).
+    A network's step calls the pool hundreds of times with Python work in between; here a worker
+    polls its job counter (in ``nogil`` Numba, so the GIL stays free) for SPIN_SECONDS after each
+    job before it sleeps on a condition, and the caller polls a job's finish counter the same way.
+    Each worker has its own queue of jobs, run in order; counters are 64 bytes apart.
     """
+
+    STRIDE = 8  # int64 counters per worker: one cache line each
+
+    def __init__(self):
+        self.poll_while_equal, self.poll_until_reached = _make_pollers()
+        self.submitted = np.zeros(64 * self.STRIDE, np.int64)  # jobs given to worker k (caller side)
+        self.finished = np.zeros(64 * self.STRIDE, np.int64)  # jobs worker k has finished
+        self.queues, self.wake, self.done, self.threads = [], [], [], []
+        self.rounds = self._calibrate()
+
+    def _calibrate(self):
+        """Polling rounds in SPIN_SECONDS, measured (and compiling the pollers)."""
+        import time
+
+        probe = np.zeros(self.STRIDE, np.int64)
+        self.poll_while_equal(probe, 0, 0, 0, 10)
+        self.poll_until_reached(probe, 0, 1, 0, 10)
+        n = 200_000
+        t0 = time.perf_counter()
+        self.poll_while_equal(probe, 0, 0, 0, n)
+        per_round = max(time.perf_counter() - t0, 1e-9) / n
+        return max(1000, int(SPIN_SECONDS / per_round))
+
+    def ensure(self, count):
+        """At least `count` workers (never more than the counters hold)."""
+        if count > len(self.submitted) // self.STRIDE:
+            raise ValueError(f"at most {len(self.submitted) // self.STRIDE} pool threads; asked for {count}")
+        with _lock:
+            while len(self.threads) < count:
+                k = len(self.threads)
+                self.queues.append(collections.deque())
+                self.wake.append(threading.Condition(threading.Lock()))
+                self.done.append(threading.Condition(threading.Lock()))
+                t = threading.Thread(target=self._loop, args=(k,), name=f"tinyvision-{k}", daemon=True)
+                self.threads.append(t)
+                t.start()
+
+    def submit(self, k, job):
+        """Queue `job` for worker k; its ticket (wait(k, ticket) returns once it has run)."""
+        i = k * self.STRIDE
+        with self.wake[k]:
+            self.queues[k].append(job)
+            ticket = int(self.submitted[i]) + 1
+            self.submitted[i] = ticket
+            self.wake[k].notify()
+        return ticket
+
+    def wait(self, k, ticket):
+        i = k * self.STRIDE
+        if self.finished[i] >= ticket or self.poll_until_reached(self.finished, i, ticket, 0, self.rounds):
+            return
+        with self.done[k]:
+            while self.finished[i] < ticket:
+                self.done[k].wait()
+
+    def _loop(self, k):
+        i = k * self.STRIDE
+        taken = 0
+        queue, wake, done = self.queues[k], self.wake[k], self.done[k]
+        while True:
+            if self.submitted[i] == taken and not self.poll_while_equal(self.submitted, i, taken, 0, self.rounds):
+                with wake:
+                    while self.submitted[i] == taken:
+                        wake.wait()
+            job = queue.popleft()
+            taken += 1
+            if not job.cancelled:
+                _running.active = True
+                _pin(job.cpu)
+                try:
+                    job.result = job.fn(job.arg)
+                except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+                    job.error = e
+                finally:
+                    _running.active = False
+            job = None  # drop the job's references (its closure, its arrays) before waiting again
+            self.finished[i] = taken
+            with done:
+                done.notify_all()
+
+
+_pool = None
+
+
+def _get_pool(size):
+    """The process's pool, with at least `size` workers (made on first use and kept)."""
+    global _pool
     with _lock:
-        pool = _pools.get(size)
-        if pool is None:
-            pool = _pools[size] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="tinyvision-conv")
-        return pool
+        if _pool is None:
+            _pool = _Pool()
+        pool = _pool
+    pool.ensure(size)
+    return pool
 
 
 # Numba's "workqueue" threading layer (used when neither TBB nor OpenMP is present) aborts the
@@ -194,10 +321,10 @@ def _reset_after_fork():
     parent has used one (GNU OpenMP is not fork-safe): ``in_forked_child`` tells the kernels
     to use their serial twins.
     """
-    global _lock, _pools, _blas_users, parallel_kernel_lock, in_forked_child
+    global _lock, _pool, _blas_users, parallel_kernel_lock, in_forked_child
     in_forked_child = True
     _lock = threading.RLock()
-    _pools = {}
+    _pool = None
     _blas_users = 0
     parallel_kernel_lock = threading.Lock()
 
@@ -215,33 +342,29 @@ def run_parallel(fn, tasks):
     if len(tasks) <= 1 or getattr(_running, "active", False):
         return [fn(t) for t in tasks]
 
-    def call(task, cpu=None):
-        _running.active = True
-        _pin(cpu)
-        try:
-            return fn(task)
-        finally:
-            _running.active = False
-
-    # The caller takes the first task itself: one thread fewer to wake (a wake-up costs 40-170 us
-    # here, as much as a small convolution's whole GEMM), and its caches are warm.
-    pool = _get_pool(max(len(tasks) - 1, num_threads()))
+    # The caller takes the first task itself: one thread fewer to wake, and its caches are warm.
+    pool = _get_pool(len(tasks) - 1)
     cpus = _cpus_for_tasks(len(tasks)) or [None] * len(tasks)
     with single_threaded_blas():
-        futures = [pool.submit(call, t, cpu) for t, cpu in zip(tasks[1:], cpus[1:])]
+        jobs = [_Job(fn, t, cpu) for t, cpu in zip(tasks[1:], cpus[1:])]
+        tickets = [pool.submit(k, job) for k, job in enumerate(jobs)]
         _running.active = True
         try:
             first = fn(tasks[0])
         except BaseException:
-            for f in futures:
-                f.cancel()
-            for f in futures:
-                if not f.cancelled():
-                    f.exception()  # let the others finish before the error propagates
+            for job in jobs:
+                job.cancelled = True
+            for k, ticket in enumerate(tickets):
+                pool.wait(k, ticket)  # let the others finish before the error propagates
             raise
         finally:
             _running.active = False
-        return [first] + [f.result() for f in futures]
+        for k, ticket in enumerate(tickets):
+            pool.wait(k, ticket)
+        for job in jobs:
+            if job.error is not None:
+                raise job.error
+        return [first] + [job.result for job in jobs]
 
 
 def run_chunks(fn, count):
@@ -262,9 +385,10 @@ def run_chunks(fn, count):
         return
     lock = threading.Lock()
     all_done = threading.Event()
-    state = {"next": 0, "done": 0, "error": None}
+    state = {"next": 0, "error": None}
+    finished = np.zeros(1, np.int64)  # chunks done; polled by the caller before it sleeps
 
-    def claim_and_run():
+    def claim_and_run(_=None):
         while True:
             with lock:
                 k = state["next"]
@@ -279,22 +403,16 @@ def run_chunks(fn, count):
                 all_done.set()
                 return
             with lock:
-                state["done"] += 1
-                if state["done"] == count:
+                finished[0] += 1
+                if finished[0] == count:
                     all_done.set()
 
-    def helper(_):
-        _running.active = True
-        try:
-            claim_and_run()
-        finally:
-            _running.active = False
-
-    pool = _get_pool(max(helpers, num_threads()))
-    for _ in range(helpers):
-        pool.submit(helper, None)
+    pool = _get_pool(helpers)
+    for k in range(helpers):
+        pool.submit(k, _Job(claim_and_run, None, None))
     claim_and_run()
-    all_done.wait()
+    if not pool.poll_until_reached(finished, 0, count, 0, pool.rounds):
+        all_done.wait()
     if state["error"] is not None:
         raise state["error"]
 

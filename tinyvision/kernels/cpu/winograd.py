@@ -89,16 +89,36 @@ def supported(geometry):
             and tuple(geometry.dilation) == (1, 1) and geometry.groups == 1)
 
 
-def filter_transform(w):
-    """U (16, F, C) = G w[f, c] G^T for every (f, c), computed in w's dtype."""
+# Above this many (f, c) filter pairs the filter transform is split by output channels among the
+# threads (it is memory-bound: 9 reads and 16 writes per pair; 512 x 512 filters make a 16 MB U,
+# which took ~1 ms on one thread, a step's worth of serial time over a ResNet's backward pass).
+_SPLIT_FILTER_PAIRS = 1 << 14
+
+
+def filter_transform(w, T=1):
+    """U (16, F, C) = G w[f, c] G^T for every (f, c), computed in w's dtype (w contiguous); with
+    T > 1 threads each transforming a range of output channels f when there are many filters.
+    U is the calling thread's kept workspace: valid until its next filter_transform."""
     _, G, _ = MATRICES
     a = 4
     F, C = w.shape[:2]
     # (G g G^T)[p, q] = sum_{u,v} G[p, u] G[q, v] g[u, v] = (kron(G, G) @ g.ravel())[p*a + q]:
     # one (a*a, 9) @ (9, F*C) product for all filters.
     # (In w's dtype: a float64 product of this shape ran 8-15x slower in OpenBLAS here.)
-    U = np.kron(G, G).astype(w.dtype) @ w.reshape(F * C, 9).T  # (a*a, F*C)
-    return U.reshape(a * a, F, C)
+    KG = np.kron(G, G).astype(w.dtype)
+    U = _threads.workspace("wg_U", (a * a, F, C), w.dtype)  # a kept buffer: no page faults
+    w9 = w.reshape(F, C, 9)
+
+    def transform(rows):
+        f0, f1 = rows
+        np.matmul(KG, w9[f0:f1].reshape(-1, 9).T, out=U[:, f0:f1].reshape(a * a, -1))
+
+    if T > 1 and F * C >= _SPLIT_FILTER_PAIRS:
+        _threads.run_parallel(transform, _threads.row_ranges(F, T))
+    else:
+        with _threads.blas_outside_workers(T):
+            transform((0, F))
+    return U
 
 
 # ---------------------------------------------------------------------------------------
@@ -261,8 +281,7 @@ def _winograd_conv3x3(x, w, geometry, workspace_bytes, U, T):
     m, a = 2, 4
     TH, TW = -(-OH // m), -(-OW // m)
     if U is None:
-        with _threads.blas_outside_workers(T):
-            U = filter_transform(np.ascontiguousarray(w))
+        U = filter_transform(np.ascontiguousarray(w), T)
     y = np.empty((N, F, OH, OW), dtype=x.dtype)
     budget = (_threads.WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes) // T
     per_tile = (a * a * (C + F) + C * m * m) * x.itemsize
