@@ -1,6 +1,8 @@
 """The speed paths of issue 13 against their references: the whole-batch conv GEMMs (small maps),
 the batch-norm and ReLU kernels (plain-loop reference == fast serial == fast parallel), and the
 functional ops through them == their NumPy formulas == PyTorch, gradcheck in float64."""
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -477,3 +479,41 @@ def test_small_map_winograd_forward_and_input_gradient_match_reference(N, H, W, 
     for name, a, b in zip(("y", "gx", "gw"), got, want):
         assert a.shape == b.shape and a.dtype == dtype
         assert_close(a, b, dtype, name)
+
+
+_FAULTS_SCRIPT = """
+import resource, sys, numpy as np
+import tinyvision.kernels.cpu._threads as TH
+def step():  # a training step's pattern: many large arrays alive at once, then all freed
+    arrays = [np.ones(2_000_000, np.float32) for _ in range(12)]
+    del arrays
+step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    step()
+print(TH.malloc_tuned, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_freed_memory_is_kept_for_reuse_unless_turned_off():
+    """With the kernels imported, repeating a step's allocations reuses the freed memory (almost
+    no page faults); with TINYVISION_KEEP_FREED_MEMORY=0 malloc is left as it is."""
+    import os
+    import subprocess
+
+    def run(env_value):
+        env = dict(os.environ, TINYVISION_KEEP_FREED_MEMORY=env_value)
+        out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT], env=env, capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        tuned, faults = out.stdout.split()
+        return tuned == "True", int(faults)
+
+    tuned, faults = run("1")
+    if not tuned:
+        pytest.skip("not glibc: malloc's thresholds cannot be set")
+    assert faults < 1000, faults  # 5 steps x 12 arrays x 8 MB: ~100000 pages if each were new
+    untouched, faults_default = run("0")
+    assert not untouched
+    assert faults_default > 10 * max(faults, 100), (faults, faults_default)
