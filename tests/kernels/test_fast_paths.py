@@ -465,7 +465,7 @@ def test_small_map_winograd_forward_and_input_gradient_match_reference(N, H, W, 
     assert CPU._use_winograd_forward(N, C, g) == (tiles >= 128) and not CPU._use_winograd(C, g)
     calls = []
     real = CPU.winograd.winograd_conv3x3
-    monkeypatch.setattr(CPU.winograd, "winograd_conv3x3", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(CPU.winograd, "winograd_conv3x3", lambda *a, **k: calls.append(1) or real(*a, **k))
     monkeypatch.setattr(TH, "SERIAL_MAX_MACS", 0)  # the batched and threaded paths, not the serial one
     rng = np.random.default_rng(N + H + W)
     x = rng.standard_normal((N, C, H, W)).astype(dtype)

@@ -183,3 +183,34 @@ def test_f23_float32_error_within_tolerance_at_64_channels():
     rms = np.sqrt(np.mean(want ** 2))
     got = WG.winograd_conv3x3(x.astype(np.float32), w.astype(np.float32), g)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * rms)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one-thread", "split"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_flipped_filter_transform_is_the_transform_of_the_flipped_transposed_kernel(dtype, split, monkeypatch):
+    """filter_transform(w, flipped=True) == filter_transform(wt) for wt[c, f] = w[f, c, ::-1, ::-1],
+    made without wt (a reordering of kron(G, G)'s rows); also split among threads by c."""
+    if split:
+        monkeypatch.setattr(WG, "_SPLIT_FILTER_PAIRS", 4)
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((6, 5, 3, 3)).astype(dtype)
+    wt = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    want = WG.filter_transform(wt).copy()
+    got = WG.filter_transform(w, 3 if split else 1, flipped=True)
+    assert got.shape == (16, 5, 6)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_flipped_winograd_equals_the_input_gradient():
+    """winograd_conv3x3(gy, w, full, flipped=True) is conv2d's input gradient (stride 1)."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 4, 9, 10))
+    w = rng.standard_normal((5, 4, 3, 3))
+    gy = rng.standard_normal((3, 5, 9, 10))
+    xt = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.conv2d(xt, torch.tensor(w), padding=1).backward(torch.tensor(gy))
+    y = WG.winograd_conv3x3(gy, w, geometry((9, 10), (1, 1), (9, 10)), flipped=True)
+    np.testing.assert_allclose(y, xt.grad.numpy(), rtol=1e-10, atol=1e-10)

@@ -674,6 +674,11 @@ def conv2d_grad_input(gy, w, geometry, workspace_bytes=None):
         # where PH' = DH*(KH-1) - PH: a conv2d_forward with the kernel flipped in space and its
         # channel roles swapped per group. im2col + GEMM then replaces GEMM + col2im — faster
         # here (the GEMM's inner dimension is F*KH*KW instead of F, and no scatter).
+        if G == 1 and _use_winograd_forward(N, F, full):
+            # Winograd transforms the flipped kernel straight from w (winograd.filter_transform).
+            gx = winograd.winograd_conv3x3(gy, w, full, workspace_bytes, flipped=True)
+            if _finite(gx):
+                return gx  # else an inf in gy or w: the direct sum below (see _finite)
         wt = (w.reshape(G, Fg, Cg, KH, KW)[:, :, :, ::-1, ::-1]   # flip u, v
               .transpose(0, 2, 1, 3, 4).reshape(G * Cg, Fg, KH, KW))  # (G*Cg, Fg, KH, KW)
         return conv2d_forward(gy, np.ascontiguousarray(wt), full, workspace_bytes)

@@ -95,29 +95,60 @@ def supported(geometry):
 _SPLIT_FILTER_PAIRS = 1 << 14
 
 
-def filter_transform(w, T=1):
+_KRON_G = {}  # dtype -> (kron(G, G), its rows for the flipped kernel), made once
+
+
+def _kron_g(dtype):
+    """(kron(G, G), the same with rows reordered for flipped kernels) in `dtype` (16, 9) each.
+
+    Flipping a 3x3 kernel g in space is g -> J g J (J reverses the order of 3 entries), and
+    G J = P G for the permutation P that swaps rows 0 and 3 of G (rows 1 and 2 of G are
+    palindromes, rows 0 and 3 are each other's reverse). So G (J g J) G^T = P (G g G^T) P^T:
+    entry (p, q) of the flipped kernel's transform is entry (pi(p), pi(q)) of the kernel's,
+    pi = (3, 1, 2, 0), i.e. row pi(p)*4 + pi(q) of kron(G, G).
+    """
+    key = np.dtype(dtype).str
+    if key not in _KRON_G:
+        _, G, _ = MATRICES
+        kg = np.kron(G, G)
+        pi = (3, 1, 2, 0)
+        rows = [pi[p] * 4 + pi[q] for p in range(4) for q in range(4)]
+        _KRON_G[key] = (kg.astype(dtype), np.ascontiguousarray(kg[rows]).astype(dtype))
+    return _KRON_G[key]
+
+
+def filter_transform(w, T=1, flipped=False):
     """U (16, F, C) = G w[f, c] G^T for every (f, c), computed in w's dtype (w contiguous); with
     T > 1 threads each transforming a range of output channels f when there are many filters.
-    U is the calling thread's kept workspace: valid until its next filter_transform."""
-    _, G, _ = MATRICES
+
+    flipped=True: the transform of the flipped, transposed kernel wt[c, f] = w[f, c, ::-1, ::-1]
+    (the input gradient's kernel, see conv.conv2d_grad_input), U (16, C, F), without making wt:
+    the flip is a reordering of kron(G, G)'s rows (_kron_g), and each thread transposes only
+    its own range of channels c. U is the calling thread's kept workspace: valid until its next
+    filter_transform."""
     a = 4
     F, C = w.shape[:2]
     # (G g G^T)[p, q] = sum_{u,v} G[p, u] G[q, v] g[u, v] = (kron(G, G) @ g.ravel())[p*a + q]:
     # one (a*a, 9) @ (9, F*C) product for all filters.
     # (In w's dtype: a float64 product of this shape ran 8-15x slower in OpenBLAS here.)
-    KG = np.kron(G, G).astype(w.dtype)
-    U = _threads.workspace("wg_U", (a * a, F, C), w.dtype)  # a kept buffer: no page faults
+    KG, KG_flipped = _kron_g(w.dtype)
+    rows_out, cols_out = (C, F) if flipped else (F, C)
+    U = _threads.workspace("wg_U", (a * a, rows_out, cols_out), w.dtype)  # a kept buffer: no page faults
     w9 = w.reshape(F, C, 9)
 
     def transform(rows):
-        f0, f1 = rows
-        np.matmul(KG, w9[f0:f1].reshape(-1, 9).T, out=U[:, f0:f1].reshape(a * a, -1))
+        r0, r1 = rows  # output channels f, or (flipped) input channels c
+        if flipped:
+            block = np.ascontiguousarray(w9[:, r0:r1].transpose(1, 0, 2)).reshape(-1, 9)  # (c, f) order
+            np.matmul(KG_flipped, block.T, out=U[:, r0:r1].reshape(a * a, -1))
+        else:
+            np.matmul(KG, w9[r0:r1].reshape(-1, 9).T, out=U[:, r0:r1].reshape(a * a, -1))
 
     if T > 1 and F * C >= _SPLIT_FILTER_PAIRS:
-        _threads.run_parallel(transform, _threads.row_ranges(F, T))
+        _threads.run_parallel(transform, _threads.row_ranges(rows_out, T))
     else:
         with _threads.blas_outside_workers(T):
-            transform((0, F))
+            transform((0, rows_out))
     return U
 
 
@@ -256,32 +287,34 @@ def _chunks(N, TH, TW, per_tile_bytes, budget, threads):
     return _threads.row_chunks(0, N, TH, target // TW, threads)
 
 
-def winograd_conv3x3(x, w, geometry, workspace_bytes=None, U=None):
+def winograd_conv3x3(x, w, geometry, workspace_bytes=None, U=None, flipped=False):
     """y (N, F, OH, OW) = the 3x3, stride-1 correlation of x with w (no bias), by F(2x2, 3x3).
 
     x (N, C, H, W) and w (F, C, 3, 3) share one dtype (float32 or float64); geometry.padding =
     (PH, PW) is the top/left zero padding; the bottom/right padding is implied by
     geometry.map_size = (OH, OW). ``U``: a precomputed :func:`filter_transform` of w (optional).
+    flipped=True: correlate with wt[c, f] = w[f, c, ::-1, ::-1] instead (w is (C, F, 3, 3) then,
+    y has w.shape[1] channels): a stride-1 conv's input gradient, with no copy of wt made.
     """
     x = np.ascontiguousarray(x)
     OH, OW = geometry.map_size
     N, C = x.shape[:2]
-    F = w.shape[0]
+    F = w.shape[1] if flipped else w.shape[0]
     TH = -(-OH // 2)
     macs = N * OH * OW * C * F * 9
     T, blas = _threads.threads_for_macs(N * TH, macs)
     with blas:
-        return _winograd_conv3x3(x, w, geometry, workspace_bytes, U, T)
+        return _winograd_conv3x3(x, w, geometry, workspace_bytes, U, T, flipped)
 
 
-def _winograd_conv3x3(x, w, geometry, workspace_bytes, U, T):
+def _winograd_conv3x3(x, w, geometry, workspace_bytes, U, T, flipped=False):
     (PH, PW), (OH, OW) = geometry.padding, geometry.map_size
     N, C, H, W = x.shape
-    F = w.shape[0]
+    F = w.shape[1] if flipped else w.shape[0]
     m, a = 2, 4
     TH, TW = -(-OH // m), -(-OW // m)
     if U is None:
-        U = filter_transform(np.ascontiguousarray(w), T)
+        U = filter_transform(np.ascontiguousarray(w), T, flipped)
     y = np.empty((N, F, OH, OW), dtype=x.dtype)
     budget = (_threads.WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes) // T
     per_tile = (a * a * (C + F) + C * m * m) * x.itemsize
@@ -399,9 +432,8 @@ def _winograd_grad_weight(x, gy, geometry, workspace_bytes, T):
     MwT = shares[0]
     for sh in shares[1:]:
         MwT += sh
-    _, G, _ = MATRICES
     # gw[f, c, u, v] = sum_{p,q} G[p, u] G[q, v] Mw[(p, q), f, c] = (kron(G, G)^T @ Mw)[(u, v), f, c]
     Mw = np.ascontiguousarray(MwT.transpose(0, 2, 1)).reshape(16, F * C)
     with _threads.blas_outside_workers(T):
-        gw = np.kron(G, G).T.astype(x.dtype) @ Mw  # (9, F*C)
+        gw = _kron_g(x.dtype)[0].T @ Mw  # (9, F*C)
     return np.ascontiguousarray(gw.T).reshape(F, C, 3, 3)
