@@ -517,3 +517,47 @@ def test_freed_memory_is_kept_for_reuse_unless_turned_off():
     untouched, faults_default = run("0")
     assert not untouched
     assert faults_default > 10 * max(faults, 100), (faults, faults_default)
+
+
+@given(N=st.integers(1, 3), Cg=st.integers(1, 5), Fg=st.integers(1, 5), G=st.integers(1, 2),
+       H=st.integers(1, 9), W=st.integers(1, 9), SH=st.integers(1, 3), SW=st.integers(1, 3),
+       DH=st.integers(1, 2), dtype=st.sampled_from([np.float32, np.float64]))
+def test_strided_1x1_conv_runs_as_the_subsampled_pointwise_conv(N, Cg, Fg, G, H, W, SH, SW, DH, dtype):
+    """A 1x1 unpadded conv with stride > 1 == the plain loops in every pass (the input gradient
+    zero off the pixels read), through the pointwise conv of the subsampled image."""
+    from tinyvision.kernels.conv_geometry import conv_output_size
+
+    if (SH, SW) == (1, 1):
+        SW = 2
+    OH, OW = conv_output_size((H, W), (1, 1), (SH, SW), (0, 0), (DH, 1))
+    g = ConvGeometry(stride=(SH, SW), padding=(0, 0), dilation=(DH, 1), groups=G, kernel_size=(1, 1),
+                     image_size=(H, W), map_size=(OH, OW))
+    sub, _ = CPU._subsampled_pointwise(g)
+    assert sub.is_pointwise and tuple(sub.image_size) == (OH, OW)
+    rng = np.random.default_rng(N * 100 + H * 10 + W)
+    x = rng.standard_normal((N, G * Cg, H, W)).astype(dtype)
+    w = rng.standard_normal((G * Fg, Cg, 1, 1)).astype(dtype)
+    gy = rng.standard_normal((N, G * Fg, OH, OW)).astype(dtype)
+    x64, w64, gy64 = (a.astype(np.float64) for a in (x, w, gy))
+    for name, got, want in (("y", CPU.conv2d_forward(x, w, g), CPU.conv2d_forward_reference(x64, w64, g)),
+                            ("gx", CPU.conv2d_grad_input(gy, w, g), CPU.conv2d_grad_input_reference(gy64, w64, g)),
+                            ("gw", CPU.conv2d_grad_weight(x, gy, g), CPU.conv2d_grad_weight_reference(x64, gy64, g))):
+        assert got.shape == want.shape and got.dtype == dtype, name
+        assert_close(got, want, dtype, name)
+
+
+def test_downsample_shortcut_matches_torch():
+    """A ResNet's 1x1 stride-2 shortcut (through the subsampled pointwise path), forward and both
+    gradients against PyTorch."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 8, 11, 12)).astype(np.float32)
+    w = rng.standard_normal((16, 8, 1, 1)).astype(np.float32)
+    tx, tw = tv.tensor(x, requires_grad=True), tv.tensor(w, requires_grad=True)
+    px, pw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    y, py = F.conv2d(tx, tw, stride=2), torch.nn.functional.conv2d(px, pw, stride=2)
+    gy = rng.standard_normal(py.shape).astype(np.float32)
+    (y * tv.tensor(gy)).sum().backward()
+    (py * torch.tensor(gy)).sum().backward()
+    for name, a, b in (("y", y.numpy(), py.detach().numpy()), ("gx", tx.grad.numpy(), px.grad.numpy()),
+                       ("gw", tw.grad.numpy(), pw.grad.numpy())):
+        assert_close(a, b, np.float32, name)

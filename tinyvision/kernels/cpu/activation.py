@@ -72,8 +72,8 @@ def _relu_backward_range(gy, y, gx, i0, i1):
 
 # Memory-bound: one thread below PARALLEL_MIN_SIZE elements, above it chunks claimed in turn by
 # the calling thread and the pool threads (see batch_norm.PARALLEL_MIN_SIZE for the measurements
-# behind the high bound, and _threads.run_chunks).
-PARALLEL_MIN_SIZE = 1 << 23
+# behind the bound, and _threads.run_chunks).
+PARALLEL_MIN_SIZE = 1 << 20
 _CHUNK_SIZE = 1 << 18
 
 

@@ -246,9 +246,12 @@ def _backward_range(gy, x, w, mu, r, training, gx, gw, gb, coef, c0, c1):
 # 2-core CI machine, a prange version's median was 5-25 ms where one thread took 1-4 ms. Above
 # PARALLEL_MIN_SIZE values the channels are cut into chunks that the calling thread and the
 # pool threads claim in turn (_threads.run_chunks), so the work goes to whichever threads are
-# running; but even that measured slower than one thread there under load (waking a helper
-# costs more than it saves), so the bound is high: one thread does the sizes ResNets meet.
-PARALLEL_MIN_SIZE = 1 << 23
+# running. With the pool's threads sleeping between calls that measured slower than one thread
+# under load (waking a helper cost more than it saved); with them polling for work (_threads._Pool)
+# the split pays from about a million values: train forward + backward with ReLU, 2 threads vs 1,
+# 8x64x64x64 3.1 vs 3.6 ms, 8x256x32x32 3.2 vs 4.1, 8x512x16x16 1.6 vs 1.7, but 8x64x32x32
+# (half a million) 0.63 vs 0.48.
+PARALLEL_MIN_SIZE = 1 << 20
 _CHUNK_SIZE = 1 << 18  # about this many values per chunk (whole channels, at least one)
 
 

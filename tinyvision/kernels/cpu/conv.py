@@ -603,8 +603,26 @@ def _grad_input_batched(gy, w, SH, SW, PH, PW, DH, DW, H, W):
     return gx
 
 
+# A 1x1 unpadded conv with stride > 1 (a ResNet's downsample shortcut) reads only every SH-th
+# row and SW-th column of x: it is the pointwise conv of that subsampled image, one GEMM per image
+# instead of im2col + GEMM (measured at 8 x 64 x 32 x 32 -> 128 channels, stride 2, 2 threads:
+# forward + both gradients 3.5 ms by im2col, PyTorch 1.7).
+def _subsampled_pointwise(geometry):
+    """(the pointwise geometry on the subsampled image, the (rows, cols) slices of x it reads),
+    or None when the conv is not a strided, unpadded 1x1 conv."""
+    if tuple(geometry.kernel_size) != (1, 1) or tuple(geometry.padding) != (0, 0) or geometry.is_pointwise:
+        return None
+    (SH, SW), (OH, OW) = geometry.stride, geometry.map_size
+    sub = geometry._replace(stride=(1, 1), dilation=(1, 1), image_size=(OH, OW))
+    return sub, (slice(0, SH * (OH - 1) + 1, SH), slice(0, SW * (OW - 1) + 1, SW))
+
+
 def conv2d_forward(x, w, geometry, workspace_bytes=None):
     """y (N, F, OH, OW) = conv2d(x, w) without bias, by im2col + GEMM per chunk and group."""
+    subsampled = _subsampled_pointwise(geometry)
+    if subsampled is not None:
+        sub, (rows, cols) = subsampled
+        return conv2d_forward(np.ascontiguousarray(x[:, :, rows, cols]), w, sub, workspace_bytes)
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w)
     (SH, SW), (PH, PW), (DH, DW), G, (KH, KW), (H, W), (OH, OW) = geometry
@@ -649,6 +667,14 @@ def conv2d_grad_input(gy, w, geometry, workspace_bytes=None):
     This is also conv_transpose2d's forward pass (with x in the role of gy). Each thread
     scatters into its own images of gx only.
     """
+    subsampled = _subsampled_pointwise(geometry)
+    if subsampled is not None:
+        # The pointwise input gradient lands on the pixels x was read at; the rest get none.
+        sub, (rows, cols) = subsampled
+        gx_read = conv2d_grad_input(gy, w, sub, workspace_bytes)
+        gx = np.zeros(gx_read.shape[:2] + tuple(geometry.image_size), dtype=gx_read.dtype)
+        gx[:, :, rows, cols] = gx_read
+        return gx
     gy = np.ascontiguousarray(gy)
     w = np.ascontiguousarray(w)
     (SH, SW), (PH, PW), (DH, DW), G, (KH, KW), (H, W), (OH, OW) = geometry
@@ -703,6 +729,10 @@ def conv2d_grad_weight(x, gy, geometry, workspace_bytes=None):
 
     Each thread sums its own share of the batch; the shares are added at the end.
     """
+    subsampled = _subsampled_pointwise(geometry)
+    if subsampled is not None:
+        sub, (rows, cols) = subsampled
+        return conv2d_grad_weight(np.ascontiguousarray(x[:, :, rows, cols]), gy, sub, workspace_bytes)
     x = np.ascontiguousarray(x)
     gy = np.ascontiguousarray(gy)
     (SH, SW), (PH, PW), (DH, DW), G, (KH, KW), (H, W), (OH, OW) = geometry
