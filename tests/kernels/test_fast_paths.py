@@ -288,6 +288,28 @@ def test_pool_runs_tasks_in_order_and_reraises_with_and_without_polling(spin, mo
     assert TH.run_parallel(lambda k: -k, [1, 2, 3]) == [-1, -2, -3]  # the pool still works
 
 
+def test_run_chunks_runs_alone_while_the_helpers_sleep_and_wakes_them(monkeypatch):
+    """Helpers found asleep are not waited for: every chunk runs in the caller, and the helpers
+    are woken (they then poll for the next call)."""
+    import threading
+    import time
+
+    monkeypatch.setattr(TH, "num_threads", lambda: 2)
+    pool = TH._get_pool(1)
+    monkeypatch.setattr(pool, "rounds", 0)  # no polling: a worker sleeps as soon as it is idle
+    TH.run_parallel(lambda k: k, [0, 1])
+    deadline = time.monotonic() + 10
+    while not pool.asleep[0] and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert pool.asleep[0]
+    before = int(pool.submitted[0])
+    seen = []
+    TH.run_chunks(lambda k: seen.append((k, threading.get_ident())), 9)
+    assert sorted(k for k, _ in seen) == list(range(9))
+    assert {ident for _, ident in seen} == {threading.get_ident()}
+    assert int(pool.submitted[0]) == before + 1  # the wake-up
+
+
 def test_pool_drops_a_job_once_it_has_run():
     """A worker waiting for its next job holds nothing of the last one: the task's closure (and
     the arrays it captured) is freed when the call returns. (A kept reference made every conv
