@@ -228,8 +228,12 @@ class _Pool:
     ``nogil`` Numba, so the GIL stays free, with PAUSE: see cpu_relax) for SPIN_SECONDS after each
     job before it sleeps on a condition, and the caller polls a job's finish counter the same way.
     Measured: a burst of 2-thread calls of 1.3 ms tasks with 50 us of Python between them took
-    1.85 ms per call with sleeping workers, 1.67 with polling ones; whole training steps 0-8%
-    faster (interleaved A/B, within this VM's noise). Each worker has its own queue of jobs, run
+    1.85 ms per call with sleeping workers, 1.67 with polling ones; a ResNet-50 training step
+    (interleaved A/B, one process) 768 ms with no polling, 728 with 0.2 ms, 669 with 2 ms;
+    ResNet-18 even (277 ms each). The cost: a single layer called after an idle pause ran slower
+    beside a polling worker (a 1x1 conv's forward + both gradients, 256 -> 64 channels at 32 px:
+    12-15 ms without polling, 19 with), for reasons this VM did not show (a PAUSE-polling thread
+    does not slow a GEMM on the other CPU). Each worker has its own queue of jobs, run
     in order; counters are 64 bytes apart. (A thread that must wait for the GIL still sleeps on
     CPython's condition: a worker's start is ~50 us after the caller's even when it polls.)
     """
