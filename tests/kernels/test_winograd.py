@@ -214,3 +214,21 @@ def test_flipped_winograd_equals_the_input_gradient():
     torch.nn.functional.conv2d(xt, torch.tensor(w), padding=1).backward(torch.tensor(gy))
     y = WG.winograd_conv3x3(gy, w, geometry((9, 10), (1, 1), (9, 10)), flipped=True)
     np.testing.assert_allclose(y, xt.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_filter_transform_returns_a_fresh_array_or_fills_out():
+    """Two calls give two arrays (neither overwrites the other); out= is filled and returned;
+    an out of the wrong shape, dtype or layout is refused, naming what was expected."""
+    rng = np.random.default_rng(4)
+    w1, w2 = rng.standard_normal((3, 2, 3, 3)), rng.standard_normal((3, 2, 3, 3))
+    U1 = WG.filter_transform(w1)
+    keep = U1.copy()
+    U2 = WG.filter_transform(w2)
+    np.testing.assert_array_equal(U1, keep)
+    assert not np.shares_memory(U1, U2)
+    out = np.empty((16, 3, 2))
+    assert WG.filter_transform(w1, out=out) is out
+    np.testing.assert_array_equal(out, keep)
+    for bad in (np.empty((16, 2, 3)), np.empty((16, 3, 2), np.float32), np.empty((16, 2, 3)).transpose(0, 2, 1)):
+        with pytest.raises(ValueError, match=r"out must be a C-contiguous float64 array of shape \(16, 3, 2\)"):
+            WG.filter_transform(w1, out=bad)

@@ -21,7 +21,8 @@ which made a layer's forward + backward pass up to 1.5-2x slower when called aft
 Several caller threads may run convolutions at once (they share the pools, which are kept
 for the life of the process); a forked child starts afresh (_reset_after_fork).
 
-This module is the one home of the kernels' speed plumbing: the pool and its schedulers
+This module is the one home of the kernels' speed plumbing: glibc malloc's thresholds
+(``keep_freed_memory``), the pool of polling workers (``_Pool``) and its schedulers
 (``run_parallel``: one task per thread; ``run_queue``: chunks from a shared queue, or a fixed
 round-robin for sums; ``run_chunks``: chunk indices from a shared counter; ``run_plans``: one
 data-parallel plan per thread), the one chunker of a batch of images by rows (``row_chunks``,

@@ -117,15 +117,16 @@ def _kron_g(dtype):
     return _KRON_G[key]
 
 
-def filter_transform(w, T=1, flipped=False):
+def filter_transform(w, T=1, flipped=False, out=None):
     """U (16, F, C) = G w[f, c] G^T for every (f, c), computed in w's dtype (w contiguous); with
     T > 1 threads each transforming a range of output channels f when there are many filters.
 
     flipped=True: the transform of the flipped, transposed kernel wt[c, f] = w[f, c, ::-1, ::-1]
     (the input gradient's kernel, see conv.conv2d_grad_input), U (16, C, F), without making wt:
     the flip is a reordering of kron(G, G)'s rows (_kron_g), and each thread transposes only
-    its own range of channels c. U is the calling thread's kept workspace: valid until its next
-    filter_transform."""
+    its own range of channels c. out: a C-contiguous array of U's shape and dtype to write
+    (the convolution passes a kept workspace: a fresh 16 MB U costs a page fault per 4 KiB);
+    by default a new array."""
     a = 4
     F, C = w.shape[:2]
     # (G g G^T)[p, q] = sum_{u,v} G[p, u] G[q, v] g[u, v] = (kron(G, G) @ g.ravel())[p*a + q]:
@@ -133,7 +134,10 @@ def filter_transform(w, T=1, flipped=False):
     # (In w's dtype: a float64 product of this shape ran 8-15x slower in OpenBLAS here.)
     KG, KG_flipped = _kron_g(w.dtype)
     rows_out, cols_out = (C, F) if flipped else (F, C)
-    U = _threads.workspace("wg_U", (a * a, rows_out, cols_out), w.dtype)  # a kept buffer: no page faults
+    U = np.empty((a * a, rows_out, cols_out), dtype=w.dtype) if out is None else out
+    if U.shape != (a * a, rows_out, cols_out) or U.dtype != w.dtype or not U.flags.c_contiguous:
+        raise ValueError(f"filter_transform: out must be a C-contiguous {w.dtype} array of shape "
+                         f"{(a * a, rows_out, cols_out)}, got {U.dtype} {U.shape}")
     w9 = w.reshape(F, C, 9)
 
     def transform(rows):
@@ -293,8 +297,9 @@ def winograd_conv3x3(x, w, geometry, workspace_bytes=None, U=None, flipped=False
     x (N, C, H, W) and w (F, C, 3, 3) share one dtype (float32 or float64); geometry.padding =
     (PH, PW) is the top/left zero padding; the bottom/right padding is implied by
     geometry.map_size = (OH, OW). ``U``: a precomputed :func:`filter_transform` of w (optional).
-    flipped=True: correlate with wt[c, f] = w[f, c, ::-1, ::-1] instead (w is (C, F, 3, 3) then,
-    y has w.shape[1] channels): a stride-1 conv's input gradient, with no copy of wt made.
+    flipped=True: correlate with wt[f, c] = w[c, f, ::-1, ::-1] instead, w (C, F, 3, 3): the
+    weight of the conv whose input gradient this is (x its output gradient, y its input's
+    gradient), with no copy of wt made. ``U`` is then filter_transform(w, flipped=True).
     """
     x = np.ascontiguousarray(x)
     OH, OW = geometry.map_size
@@ -314,7 +319,9 @@ def _winograd_conv3x3(x, w, geometry, workspace_bytes, U, T, flipped=False):
     m, a = 2, 4
     TH, TW = -(-OH // m), -(-OW // m)
     if U is None:
-        U = filter_transform(np.ascontiguousarray(w), T, flipped)
+        w = np.ascontiguousarray(w)
+        shape = (a * a, w.shape[1], w.shape[0]) if flipped else (a * a, w.shape[0], w.shape[1])
+        U = filter_transform(w, T, flipped, out=_threads.workspace("wg_U", shape, w.dtype))
     y = np.empty((N, F, OH, OW), dtype=x.dtype)
     budget = (_threads.WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes) // T
     per_tile = (a * a * (C + F) + C * m * m) * x.itemsize
