@@ -300,9 +300,11 @@ def test_tiling_kernels_equal_reference(geom, workspace):
 
 
 @pytest.mark.parametrize("pin", [True, False])
-def test_run_parallel_pins_only_pool_threads(pin, monkeypatch):
-    """Results in task order with and without pinning; the caller runs task 0 itself, and its CPU
-    affinity is untouched; the pool threads run the others, pinned when asked."""
+def test_run_parallel_pins_threads_only_while_they_run(pin, monkeypatch):
+    """Results in task order with and without pinning; the caller runs task 0 itself, the pool
+    threads the others. Pinned: the caller is held to the CPU it was on for the call (and given
+    its CPUs back after it, also after an error), the pool threads to the following CPUs in turn,
+    so no worker shares the caller's CPU while there are others. Unpinned: no affinity changes."""
     import threading
 
     from tinyvision.kernels.cpu import _threads
@@ -316,19 +318,29 @@ def test_run_parallel_pins_only_pool_threads(pin, monkeypatch):
         return k * k
 
     assert _threads.run_parallel(task, [0, 1, 2]) == [0, 1, 4]
-    if before is not None:
-        assert os.sched_getaffinity(0) == before
-        cpus = _threads._cpus_for_tasks(3)
-        assert sorted(k for k, _, _ in seen) == [0, 1, 2]
-        for k, ident, affinity in seen:
-            if k == 0:  # the caller's own task
-                assert ident == threading.get_ident() and affinity == before
-                continue
-            assert ident != threading.get_ident()
-            if pin and cpus is not None:
-                assert affinity == {cpus[k]}
-            if not pin:
-                assert affinity == before  # unpinned again
     x, w, gy, g = make((4, 4, 9, 9, 6, 1, (3, 3), (1, 1), (1, 1), (1, 1)), np.float64)
     np.testing.assert_allclose(CPU.conv2d_forward(x, w, g), CPU.conv2d_forward_reference(x, w, g),
                                rtol=1e-12, atol=1e-12)
+    if before is None:
+        return
+    assert os.sched_getaffinity(0) == before
+    assert sorted(k for k, _, _ in seen) == [0, 1, 2]
+    affinity = {k: a for k, _, a in seen}
+    for k, ident, _ in seen:
+        assert (ident == threading.get_ident()) == (k == 0)  # task 0 on the caller's thread
+    allowed = sorted(before)
+    if pin and len(allowed) >= 2:
+        assert all(len(affinity[k]) == 1 for k in range(3))
+        start = allowed.index(next(iter(affinity[0])))
+        assert [affinity[k] for k in range(3)] == [{allowed[(start + k) % len(allowed)]} for k in range(3)]
+    else:
+        assert all(affinity[k] == before for k in range(3))
+
+    def failing(k):
+        if k == 0:
+            raise RuntimeError("task 0 failed")
+        return k
+
+    with pytest.raises(RuntimeError, match="task 0 failed"):
+        _threads.run_parallel(failing, [0, 1])
+    assert os.sched_getaffinity(0) == before

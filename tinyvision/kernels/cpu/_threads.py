@@ -16,7 +16,9 @@ when NumPy's BLAS is not an OpenBLAS we can reach, callers fall back to the step
 The pool threads are pinned, each to one CPU, while they run (Linux; ``PIN_THREADS``): after
 an idle spell the scheduler tended to put both workers on one core for several milliseconds,
 which made a layer's forward + backward pass up to 1.5-2x slower when called after a pause
-(see _cpus_for_tasks and docs/conv.md). The caller's own thread is never pinned.
+(see _cpus_for_tasks and docs/conv.md). For the length of a parallel call the caller's thread
+is held to the CPU it is on, and the workers take the other CPUs (``PIN_CALLER``); it gets its
+own CPUs back when the call returns.
 
 Several caller threads may run convolutions at once (they share the pools, which are kept
 for the life of the process); a forked child starts afresh (_reset_after_fork).
@@ -351,16 +353,22 @@ _running = threading.local()
 # Pin each pool thread to one CPU while it runs a task (see _cpus_for_tasks). Set to False to
 # leave thread placement to the OS.
 PIN_THREADS = True
+# Also hold the calling thread to its CPU for the length of a parallel call (see _caller_pinned).
+PIN_CALLER = True
 
 
 def _cpus_for_tasks(count):
-    """The CPU for each of `count` pool tasks: the allowed CPUs in turn, or None (no pinning).
+    """The CPU for each of `count` tasks of one parallel call, or None (no pinning): the allowed
+    CPUs in turn, starting with the one the caller (task 0) is running on.
 
     Why pin: after the threads have been idle for ~0.1 s, Linux tended to wake both workers on
     one CPU and leave them sharing it until the load balancer moved one, a scheduler tick (4 ms)
     or more later, repeatedly. Measured on the 2-core CI machine: a 2-thread Winograd forward
     pass (128 channels, 32 px, batch 8) took 15-18 ms after a 0.1 s pause and 9-10 ms back to
     back; with the workers pinned, 10-12 ms in both cases, also with a busy process beside it.
+    Why start at the caller's CPU: with the worker pinned to CPU 1 whatever the caller does, the
+    caller, woken after a pause, was often put on CPU 1 too (this VM's scheduler packs threads
+    onto few vCPUs), and the two shared it (logged with sched_getcpu: each task 2x slower).
     """
     if not PIN_THREADS or not hasattr(os, "sched_getaffinity"):
         return None
@@ -370,12 +378,28 @@ def _cpus_for_tasks(count):
         return None
     if len(allowed) < 2:
         return None
-    return [allowed[k % len(allowed)] for k in range(count)]
+    here = _current_cpu()
+    start = allowed.index(here) if here in allowed else 0
+    return [allowed[(start + k) % len(allowed)] for k in range(count)]
+
+
+def _make_current_cpu():
+    """A function returning the CPU the calling thread runs on (glibc's sched_getcpu), or -1."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sched_getcpu
+    except (OSError, AttributeError):
+        return lambda: -1
+    fn.restype, fn.argtypes = ctypes.c_int, []
+    return fn
+
+
+_current_cpu = _make_current_cpu()
 
 
 def _pin(cpu):
     """Restrict the calling (pool) thread to one CPU, or (cpu None) give back the CPUs it had
-    before it was first pinned. Only pool threads call this, never the user's threads."""
+    before it was first pinned. Only pool threads call this; the caller's thread is held for one
+    call at a time by _caller_pinned."""
     try:
         if cpu is not None:
             if getattr(_running, "unpinned", None) is None:
@@ -386,6 +410,38 @@ def _pin(cpu):
             _running.unpinned = None
     except OSError:
         pass
+
+
+@contextlib.contextmanager
+def _caller_pinned(cpu):
+    """The calling thread restricted to `cpu` (the one it runs on) for the block, then given back
+    the CPUs it had; nothing when cpu is None or PIN_CALLER is off.
+
+    Why: pinning only the workers was not enough. This VM's scheduler packs threads onto few
+    vCPUs, and it moved the caller onto its worker's CPU during a call after a pause, so both
+    ran at half speed (logged with sched_getcpu). Held, they cannot meet. Measured on a 2x2
+    stride-2 transposed conv's forward + both gradients (128 -> 64 channels, 32 px, batch 8,
+    2 threads, one process, interleaved): 16.5 ms after a 0.1 s pause and 16.8 back to back,
+    against 24.9 and 15.7 with the workers alone pinned (35 ms after a pause before the workers
+    took the CPUs other than the caller's). A training step is even (ResNet-18: 318 vs 316 ms):
+    its calls come back to back. Costs two system calls per parallel call.
+    """
+    if cpu is None or not PIN_CALLER:
+        yield
+        return
+    try:
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {cpu})
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            os.sched_setaffinity(0, before)
+        except OSError:
+            pass
 
 
 # True in a process forked from one that imported this module (see _reset_after_fork).
@@ -427,7 +483,7 @@ def run_parallel(fn, tasks):
     # The caller takes the first task itself: one thread fewer to wake, and its caches are warm.
     pool = _get_pool(len(tasks) - 1)
     cpus = _cpus_for_tasks(len(tasks)) or [None] * len(tasks)
-    with single_threaded_blas():
+    with single_threaded_blas(), _caller_pinned(cpus[0]):
         jobs = [_Job(fn, t, cpu) for t, cpu in zip(tasks[1:], cpus[1:])]
         tickets = [pool.submit(k, job) for k, job in enumerate(jobs)]
         _running.active = True
@@ -507,11 +563,12 @@ def run_chunks(fn, count):
                 if finished[0] == count:
                     all_done.set()
 
-    for k in range(helpers):
-        pool.submit(k, _Job(claim_and_run, None, cpus[k + 1]))
-    claim_and_run()
-    if not pool.poll_until_reached(finished, 0, count, 0, pool.rounds):
-        all_done.wait()
+    with _caller_pinned(cpus[0]):
+        for k in range(helpers):
+            pool.submit(k, _Job(claim_and_run, None, cpus[k + 1]))
+        claim_and_run()
+        if not pool.poll_until_reached(finished, 0, count, 0, pool.rounds):
+            all_done.wait()
     if state["error"] is not None:
         raise state["error"]
 
