@@ -122,6 +122,32 @@ def test_winograd_grad_weight_equals_reference(geom, dtype, workspace):
     assert_close(got, want, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("split", [False, True])
+def test_winograd_grad_weight_threads_shares_and_split_output_transform(dtype, split, monkeypatch):
+    """Two threads, each summing its own images' tiles: the shares are added and transformed to
+    gw either in one piece or (many filter pairs) split among the threads by input channels,
+    ragged last range included; both equal the plain-loop gw and each other bit for bit."""
+    from tinyvision.kernels.cpu import _threads as TH
+
+    monkeypatch.setattr(TH, "SERIAL_MAX_MACS", 0)  # two threads even for this small conv
+    monkeypatch.setattr(TH, "num_threads", lambda: 2)
+    monkeypatch.setattr(WG, "_SPLIT_FILTER_PAIRS", 1 if split else 1 << 30)
+    rng = np.random.default_rng(3)
+    N, C, F, H, W = 3, 7, 5, 9, 8
+    x, gy = rng.standard_normal((N, C, H, W)), rng.standard_normal((N, F, H, W))
+    g = geometry((H, W), (1, 1), (H, W))
+    calls = []
+    real = TH.run_parallel
+    monkeypatch.setattr(TH, "run_parallel", lambda fn, tasks: calls.append(tasks) or real(fn, tasks))
+    got = WG.winograd_conv3x3_grad_weight(x.astype(dtype), gy.astype(dtype), g, 1)
+    assert (TH.row_ranges(C, 2) in calls) == split
+    assert got.dtype == dtype and got.shape == (F, C, 3, 3)
+    assert_close(got, CPU.conv2d_grad_weight_reference(x, gy, g), dtype)
+    monkeypatch.setattr(WG, "_SPLIT_FILTER_PAIRS", 1 << 30 if split else 1)
+    np.testing.assert_array_equal(WG.winograd_conv3x3_grad_weight(x.astype(dtype), gy.astype(dtype), g, 1), got)
+
+
 def test_dispatch_uses_winograd_where_chosen(monkeypatch):
     calls = []
     real, real_gw = WG.winograd_conv3x3, WG.winograd_conv3x3_grad_weight

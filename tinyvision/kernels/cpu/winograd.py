@@ -436,11 +436,22 @@ def _winograd_grad_weight(x, gy, geometry, workspace_bytes, T):
         return MwT
 
     shares = _threads.run_queue(work, chunks, T, static=True)  # a fixed sum order: bitwise repeatable
-    MwT = shares[0]
-    for sh in shares[1:]:
-        MwT += sh
-    # gw[f, c, u, v] = sum_{p,q} G[p, u] G[q, v] Mw[(p, q), f, c] = (kron(G, G)^T @ Mw)[(u, v), f, c]
-    Mw = np.ascontiguousarray(MwT.transpose(0, 2, 1)).reshape(16, F * C)
-    with _threads.blas_outside_workers(T):
-        gw = _kron_g(x.dtype)[0].T @ Mw  # (9, F*C)
-    return np.ascontiguousarray(gw.T).reshape(F, C, 3, 3)
+    gw = np.empty((F, C, 3, 3), dtype=x.dtype)
+    KGT = _kron_g(x.dtype)[0].T  # (9, 16)
+
+    def output_transform(rows):
+        # For input channels [c0, c1): the threads' shares summed (in shares[0], in order), then
+        # gw[f, c, u, v] = sum_{p,q} G[p, u] G[q, v] Mw[(p, q), f, c] = (kron(G, G)^T @ Mw^T)[(u, v), c, f].
+        c0, c1 = rows
+        MwT = shares[0][:, c0:c1]  # (16, c1 - c0, F): a view; this thread's channels only
+        for sh in shares[1:]:
+            MwT += sh[:, c0:c1]
+        R = KGT @ MwT.reshape(16, -1)  # (9, (c1 - c0) * F)
+        gw[:, c0:c1] = R.reshape(3, 3, c1 - c0, F).transpose(3, 2, 0, 1)
+
+    if T > 1 and F * C >= _SPLIT_FILTER_PAIRS:
+        _threads.run_parallel(output_transform, _threads.row_ranges(C, T))
+    else:
+        with _threads.blas_outside_workers(T):
+            output_transform((0, C))
+    return gw
