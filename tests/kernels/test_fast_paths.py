@@ -288,9 +288,9 @@ def test_pool_runs_tasks_in_order_and_reraises_with_and_without_polling(spin, mo
     assert TH.run_parallel(lambda k: -k, [1, 2, 3]) == [-1, -2, -3]  # the pool still works
 
 
-def test_run_chunks_runs_alone_while_the_helpers_sleep_and_wakes_them(monkeypatch):
-    """Helpers found asleep are not waited for: every chunk runs in the caller, and the helpers
-    are woken (they then poll for the next call)."""
+def test_run_chunks_wakes_sleeping_helpers_and_shares_the_chunks(monkeypatch):
+    """Helpers found asleep are woken and given the claiming job: every chunk runs exactly once,
+    in the caller or a helper, and the call returns only when all are done."""
     import threading
     import time
 
@@ -304,10 +304,14 @@ def test_run_chunks_runs_alone_while_the_helpers_sleep_and_wakes_them(monkeypatc
     assert pool.asleep[0]
     before = int(pool.submitted[0])
     seen = []
-    TH.run_chunks(lambda k: seen.append((k, threading.get_ident())), 9)
-    assert sorted(k for k, _ in seen) == list(range(9))
-    assert {ident for _, ident in seen} == {threading.get_ident()}
-    assert int(pool.submitted[0]) == before + 1  # the wake-up
+
+    def chunk(k):
+        time.sleep(0.002)  # long enough for the woken helper to claim some
+        seen.append((k, threading.get_ident()))
+
+    TH.run_chunks(chunk, 40)
+    assert sorted(k for k, _ in seen) == list(range(40))
+    assert int(pool.submitted[0]) == before + 1  # the helper's job
 
 
 def test_pool_drops_a_job_once_it_has_run():

@@ -233,10 +233,10 @@ class _Pool:
     Measured: a burst of 2-thread calls of 1.3 ms tasks with 50 us of Python between them took
     1.85 ms per call with sleeping workers, 1.67 with polling ones; a ResNet-50 training step
     (interleaved A/B, one process) 768 ms with no polling, 728 with 0.2 ms, 669 with 2 ms;
-    ResNet-18 even (277 ms each). The cost: a single layer called after an idle pause ran slower
-    beside a polling worker (a 1x1 conv's forward + both gradients, 256 -> 64 channels at 32 px:
-    12-15 ms without polling, 19 with), for reasons this VM did not show (a PAUSE-polling thread
-    does not slow a GEMM on the other CPU). Each worker has its own queue of jobs, run
+    ResNet-18 even (277 ms each). The cost: a single layer called after an idle pause runs a
+    little slower beside a polling worker (a 1x1 conv's forward + both gradients, 256 -> 64
+    channels at 32 px: 10.8 ms without polling, 11.7 with; 12-15 against 19 before the caller was
+    held to its own CPU, see _caller_pinned). Each worker has its own queue of jobs, run
     in order; counters are 64 bytes apart. (A thread that must wait for the GIL still sleeps on
     CPython's condition: a worker's start is ~50 us after the caller's even when it polls.)
     """
@@ -248,7 +248,7 @@ class _Pool:
         capacity = max(64, 2 * (os.cpu_count() or 1))  # workers the counters hold
         self.submitted = np.zeros(capacity * self.STRIDE, np.int64)  # jobs given to worker k (caller side)
         self.finished = np.zeros(capacity * self.STRIDE, np.int64)  # jobs worker k has finished
-        self.asleep = np.zeros(capacity * self.STRIDE, np.int64)  # 1 while worker k sleeps (not polling)
+        self.asleep = np.zeros(capacity * self.STRIDE, np.int64)  # 1 while worker k sleeps (not polling); for inspection and tests
         self.queues, self.wake, self.done, self.threads = [], [], [], []
         self.rounds = self._calibrate()
 
@@ -278,10 +278,6 @@ class _Pool:
                 t = threading.Thread(target=self._loop, args=(k,), name=f"tinyvision-{k}", daemon=True)
                 self.threads.append(t)
                 t.start()
-
-    def polling(self, count):
-        """Whether workers 0 .. count-1 exist and are all polling for work (none asleep)."""
-        return len(self.threads) >= count and not any(self.asleep[k * self.STRIDE] for k in range(count))
 
     def submit(self, k, job):
         """Queue `job` for worker k; its ticket (wait(k, ticket) returns once it has run)."""
@@ -515,12 +511,12 @@ def run_chunks(fn, count):
     soon as every chunk is done (a helper that starts late finds nothing to do). fn must be
     safe to run on different k at once (each k writes only its own outputs) and should release
     the GIL (a ``nogil`` Numba kernel).
-    Helpers are used only while they are polling for work (busy until a moment ago). A memory-
-    bound kernel of a few milliseconds gains from a running helper (BatchNorm train forward +
-    backward, 8x64x64x64, back to back: 3.0 ms with one, 3.8 alone) but lost to one woken after
-    a pause (7.3 vs 5.1 ms after a 0.1 s sleep: the woken thread, on a vCPU that had been idle,
-    ran its chunks far slower). So a call that finds them asleep runs alone and wakes them for
-    the next call.
+    The helpers are used whether they are polling or asleep. (They were once used only while
+    polling: one woken after a pause ran its chunks far slower, BatchNorm 7.3 vs 5.1 ms. That
+    was the caller and the helper sharing one CPU, see _caller_pinned; with the caller held to
+    its own CPU, a woken helper wins: after a 0.1 s sleep, 8 x 64 x 64 x 64 float32, forward +
+    backward, interleaved, BatchNorm train 3.9 ms with the helper woken vs 4.8 alone, ReLU 3.1
+    vs 5.6, 2x2 max-pool 7.4 vs 12.1.)
     """
     helpers = min(num_threads(), count) - 1
     if helpers < 1 or getattr(_running, "active", False) or in_forked_child:
@@ -532,13 +528,6 @@ def run_chunks(fn, count):
     # was often put on the caller's CPU (Linux wakes a thread near its waker), and the caller's own
     # chunks then ran 1.5-2x slower until the balancer moved one of them.
     cpus = _cpus_for_tasks(helpers + 1) or [None] * (helpers + 1)
-    if not pool.polling(helpers):
-        # Asleep: this call runs alone; an empty job wakes the helpers, polling for the next one.
-        for k in range(helpers):
-            pool.submit(k, _Job(lambda _: None, None, cpus[k + 1]))
-        for k in range(count):
-            fn(k)
-        return
     lock = threading.Lock()
     all_done = threading.Event()
     state = {"next": 0, "error": None}
