@@ -163,6 +163,25 @@ def test_bias_gradient_float32_is_accurately_summed():
     np.testing.assert_allclose(tb.grad.numpy(), exact, rtol=2e-7)
 
 
+def test_bias_gradient_of_a_strided_gradient_and_of_float64():
+    """gy reaching the conv as a non-contiguous view (through a transpose after the conv) takes
+    the NumPy sum, a contiguous one the per-channel kernel: both are the float64 sum."""
+    rng = np.random.default_rng(1)
+    for dtype in (np.float32, np.float64):
+        x, w, b = _data(rng, (3, 4, 11, 9), (5, 4, 3, 3), dtype)
+        for transpose in (False, True):
+            tb = tv.tensor(b, requires_grad=True)
+            y = F.conv2d(x, w, tb, padding=1)
+            gy = rng.standard_normal(y.shape).astype(dtype)
+            if transpose:
+                (y.permute(0, 1, 3, 2) * tv.tensor(np.ascontiguousarray(gy.transpose(0, 1, 3, 2)))).sum().backward()
+            else:
+                (y * tv.tensor(gy)).sum().backward()
+            exact = gy.astype(np.float64).sum(axis=(0, 2, 3))
+            assert tb.grad.numpy().dtype == dtype
+            np.testing.assert_allclose(tb.grad.numpy(), exact, rtol=2e-7 if dtype == np.float32 else 1e-13)
+
+
 def test_conv2d_banded_large_image():
     """A single large image: the Winograd and im2col drivers cut it into bands."""
     rng = np.random.default_rng(0)

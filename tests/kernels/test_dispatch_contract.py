@@ -243,6 +243,15 @@ def relu_backward_args(rng):
     return _signed_with_zeros_and_nan(rng, y.size, y.dtype), y
 
 
+def channel_sum_args(rng):
+    (x,) = relu_forward_args(rng)  # values with zeros and NaNs
+    n = int(rng.integers(1, 4))
+    C = int(rng.integers(1, 6))
+    L = int(rng.integers(1, 40))
+    x = np.resize(x, n * C * L).reshape(n, C, L)
+    return (np.ascontiguousarray(x),)
+
+
 ARGS = {
     ("pool", "max_pool2d_forward"): max_pool_forward_args,
     ("pool", "max_pool2d_backward"): max_pool_backward_args,
@@ -258,6 +267,7 @@ ARGS = {
     ("batch_norm", "batch_norm_train_forward"): bn_train_forward_args,
     ("batch_norm", "batch_norm_eval_forward"): bn_eval_forward_args,
     ("batch_norm", "batch_norm_backward"): bn_backward_args,
+    ("batch_norm", "channel_sum"): channel_sum_args,
     ("activation", "relu_forward"): relu_forward_args,
     ("activation", "relu_backward"): relu_backward_args,
 }
@@ -265,7 +275,8 @@ ARGS = {
 # Sums that run in a different order: close, not equal. Every other pair agrees bit for bit.
 CLOSE = {("resample", "resample2d_backward"),         # the reference scatters row by output pixel
          ("batch_norm", "batch_norm_train_forward"),   # the fast sums split into partial sums
-         ("batch_norm", "batch_norm_backward")}
+         ("batch_norm", "batch_norm_backward"),
+         ("batch_norm", "channel_sum")}
 GPU_CLOSE = CLOSE | {("pool", "max_pool2d_backward"),  # bincount: float64 sums, then cast
                      ("pool", "avg_pool2d_backward")}
 

@@ -159,6 +159,18 @@ def test_batch_norm_fast_kernels_match_reference(shape, dtype, bn_parallelism):
     assert_close(ref[2] / (shape[0] * shape[2]), v, dtype, "var")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", BN_SHAPES, ids=str)
+def test_channel_sum_matches_reference_and_numpy(shape, dtype, bn_parallelism):
+    """The per-channel float64 sum (a conv's bias gradient), serial and split among the threads,
+    against the plain loops and NumPy's float64 sum."""
+    x = bn_inputs(shape, dtype)[0]
+    got = B.channel_sum(x)
+    assert got.dtype == np.float64 and got.shape == (shape[1],)
+    np.testing.assert_allclose(got, B.channel_sum_reference(x), rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(got, x.sum(axis=(0, 2), dtype=np.float64), rtol=1e-13, atol=1e-12)
+
+
 def _bn_both_paths(x, w, b, gy, training, monkeypatch):
     """(y, gx, gw, gb, running_mean, running_var) through the fast kernels and the NumPy formulas."""
     out = []

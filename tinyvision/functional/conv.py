@@ -47,6 +47,7 @@ from .._args import int_pair
 from ..autograd import Function, Tensor, _to_data
 from ..kernels import conv_dispatch as K
 from ..kernels.conv_geometry import ConvGeometry
+from ..kernels.dispatch import kernel
 
 __all__ = ["conv2d", "conv_transpose2d"]
 
@@ -198,7 +199,14 @@ def _conv_transpose2d_geometry(x, w, b, stride, padding, output_padding, groups,
 
 def _bias_grad(gy):
     """gb[f] = sum_{n,i,j} gy[n,f,i,j], accumulated in float64 and rounded once to gy's dtype
-    (a float32 sum over N*OH*OW terms otherwise drifts by ~1e-6 relative, more than PyTorch's)."""
+    (a float32 sum over N*OH*OW terms otherwise drifts by ~1e-6 relative, more than PyTorch's).
+    C-contiguous NumPy float32/float64 gy: the per-channel sum kernel (kernels/cpu/batch_norm.py:
+    one pass, the threads sharing the channels); any other gy (and an empty one): the same sum
+    with xp."""
+    if type(gy) is np.ndarray and gy.dtype in (np.float32, np.float64) and gy.flags.c_contiguous and gy.size:
+        N, F = gy.shape[:2]
+        gy3 = gy.reshape(N, F, -1)
+        return kernel("batch_norm", "channel_sum", gy3)(gy3).astype(gy.dtype, copy=False)
     return gy.sum(axis=(0, 2, 3), dtype="float64").astype(gy.dtype, copy=False)
 
 

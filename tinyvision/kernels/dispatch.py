@@ -46,6 +46,7 @@ coco      coco_accumulate              pycocotools' accumulate (cumsum)        -
 batch_norm batch_norm_train_forward   the statistics, then xhat, y per channel -                  array (3)
 batch_norm batch_norm_eval_forward    y = w (x - mu) r + b                    -                  array (3)
 batch_norm batch_norm_backward        gb, gw, then gx per channel             -                  array (3)
+batch_norm channel_sum                sum per channel in float64               -                  array (4)
 activation relu_forward               y = 0 if x <= 0 else x (NaN kept)       -                  array (3)
 activation relu_backward              gx = 0 if y <= 0 else gy                -                  array (3)
 conv      conv2d_forward, _grad_*      (still dispatched by conv_dispatch.py)  conv.py            on device
@@ -58,6 +59,8 @@ conv      conv2d_forward, _grad_*      (still dispatched by conv_dispatch.py)  c
     for C-contiguous NumPy float32/float64 arrays; any other input (CuPy, float16, a strided
     view) runs the Function's own array formulas, which are written with ``xp`` and stay on the
     device (one elementwise expression each: no kernel of their own to write for CuPy).
+(4) A convolution's bias gradient (``functional/conv.py``), asked for the same way: C-contiguous
+    NumPy float32/float64 only; CuPy arrays use ``gy.sum(axis=(0, 2, 3), dtype="float64")``.
 
 Choosing the implementation: the ``impl`` argument, or, for a whole model or metric at once
 (``impl=None``, what the callers pass), the module-level default set by :func:`use_impl`::
@@ -97,7 +100,7 @@ KERNELS = {
     "boxes": ("box_iou",),
     "nms": ("nms_sorted", "batched_nms_grouped"),
     "coco": ("coco_match", "coco_accumulate"),
-    "batch_norm": ("batch_norm_train_forward", "batch_norm_eval_forward", "batch_norm_backward"),
+    "batch_norm": ("batch_norm_train_forward", "batch_norm_eval_forward", "batch_norm_backward", "channel_sum"),
     "activation": ("relu_forward", "relu_backward"),
 }
 

@@ -19,6 +19,7 @@ C-contiguous, shapes checked by the caller)::
     batch_norm_train_forward(x, w, b, eps)           -> y, mean (C,) f64, var_sum (C,) f64, mu (C,), r (C,)
     batch_norm_eval_forward(x, w, b, mu, r)          -> y
     batch_norm_backward(gy, x, w, mu, r, training)   -> gx, gw (C,), gb (C,)
+    channel_sum(x)                                   -> (C,) f64: sum_S x (a conv's bias gradient)
 
 The fast kernels cut the channels into chunks that the threads share (see _run: each chunk
 writes only its own channels of y / gx and its own entries of the (C,) outputs, so nothing
@@ -40,6 +41,8 @@ __all__ = [
     "batch_norm_train_forward_reference",
     "batch_norm_eval_forward_reference",
     "batch_norm_backward_reference",
+    "channel_sum",
+    "channel_sum_reference",
 ]
 
 
@@ -103,6 +106,17 @@ def _backward_reference(gy, x, w, mu, r, training, gx, gw, gb):
                     gx[n, c, k] = w[c] * r[c] * gy[n, c, k]
 
 
+@njit(cache=True)
+def _channel_sum_reference(x, out):
+    N, C, L = x.shape
+    for c in range(C):
+        s = 0.0
+        for n in range(N):
+            for k in range(L):
+                s += x[n, c, k]
+        out[c] = s
+
+
 def _outputs_like(x):
     C = x.shape[1]
     return np.empty_like(x), np.empty(C, np.float64), np.empty(C, np.float64), np.empty(C, x.dtype), np.empty(C, x.dtype)
@@ -128,6 +142,14 @@ def batch_norm_backward_reference(gy, x, w, mu, r, training):
     gx, gw, gb = np.empty_like(x), np.empty(C, x.dtype), np.empty(C, x.dtype)
     _backward_reference(gy, x, w, mu, r, bool(training), gx, gw, gb)
     return gx, gw, gb
+
+
+def channel_sum_reference(x):
+    """sum_S x per channel, accumulated in float64 (serial loops): the gb of the formulas above,
+    and a convolution's bias gradient (summed over the batch and the pixels)."""
+    out = np.empty(x.shape[1], np.float64)
+    _channel_sum_reference(x, out)
+    return out
 
 
 # ======================================================================================
@@ -223,6 +245,15 @@ def _backward_channel(gy, x, w, mu, r, training, gx, gw, gb, coef, c):
 
 
 @njit(cache=True, nogil=True)
+def _channel_sum_range(x, out, c0, c1):
+    for c in range(c0, c1):
+        s = 0.0
+        for n in range(x.shape[0]):
+            s += _row_sum(x[n, c])
+        out[c] = s
+
+
+@njit(cache=True, nogil=True)
 def _train_forward_range(x, w, b, eps, y, mean, var_sum, mu, r, c0, c1):
     for c in range(c0, c1):
         _train_forward_channel(x, w, b, eps, y, mean, var_sum, mu, r, c)
@@ -287,3 +318,12 @@ def batch_norm_backward(gy, x, w, mu, r, training):
     coef = np.empty((C, 3), x.dtype)
     _run(_backward_range, x, gy, x, w, mu, r, bool(training), gx, gw, gb, coef)
     return gx, gw, gb
+
+
+def channel_sum(x):
+    """sum_S x per channel, (C,) float64: one vectorised pass, the channels shared by the threads
+    from PARALLEL_MIN_SIZE values. (NumPy's x.sum(axis=(0, 2), dtype=float64) took 1.6 ms on an
+    8 x 64 x 64 x 64 float32 gradient here: it converts and reduces along strided axes.)"""
+    out = np.empty(x.shape[1], np.float64)
+    _run(_channel_sum_range, x, x, out)
+    return out
