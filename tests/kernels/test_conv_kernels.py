@@ -83,6 +83,24 @@ def test_fast_equals_reference(geom, dtype, chunking):
         assert_close(a, b, dtype, name)
 
 
+@settings(max_examples=30)
+@given(geom=geometries(), dtype=st.sampled_from([np.float32, np.float64]), few=st.booleans())
+def test_few_pixel_gradient_paths_equal_reference(geom, dtype, few):
+    """Both ways of each gradient whatever the pixel count: the weight gradient summed as (F, K)
+    or as (K, F) and transposed; the stride-1 input gradient by GEMM + col2im or by the
+    convolution with the flipped weight."""
+    x, w, gy, g = make(geom, dtype)
+    saved = CPU._FEW_PIXELS, CPU._FLIP_MIN_PIXELS_PER_FILTER
+    try:
+        CPU._FEW_PIXELS, CPU._FLIP_MIN_PIXELS_PER_FILTER = (10**9, 10**9) if few else (0, 0)
+        got = CPU.conv2d_grad_input(gy, w, g), CPU.conv2d_grad_weight(x, gy, g)
+    finally:
+        CPU._FEW_PIXELS, CPU._FLIP_MIN_PIXELS_PER_FILTER = saved
+    for name, a, b in zip(("gx", "gw"), got, reference_all(x, w, gy, g)[1:]):
+        assert a.dtype == dtype and a.shape == b.shape
+        assert_close(a, b, dtype, name)
+
+
 @settings(max_examples=15)
 @given(geom=geometries())
 def test_array_op_kernels_equal_reference(geom):
