@@ -148,12 +148,19 @@ def filter_transform(w, T=1, flipped=False, out=None):
         else:
             np.matmul(KG, w9[r0:r1].reshape(-1, 9).T, out=U[:, r0:r1].reshape(a * a, -1))
 
-    if T > 1 and F * C >= _SPLIT_FILTER_PAIRS:
-        _threads.run_parallel(transform, _threads.row_ranges(rows_out, T))
+    _split_by_channels(transform, rows_out, T, F * C)
+    return U
+
+
+def _split_by_channels(fn, rows, T, pairs):
+    """fn((r0, r1)) over channel ranges covering [0, rows): one range per thread when there are
+    many filter pairs (>= _SPLIT_FILTER_PAIRS) and T > 1, else one call in the caller (with
+    BLAS threads as blas_outside_workers allows)."""
+    if T > 1 and pairs >= _SPLIT_FILTER_PAIRS:
+        _threads.run_parallel(fn, _threads.row_ranges(rows, T))
     else:
         with _threads.blas_outside_workers(T):
-            transform((0, rows_out))
-    return U
+            fn((0, rows))
 
 
 # ---------------------------------------------------------------------------------------
@@ -449,9 +456,5 @@ def _winograd_grad_weight(x, gy, geometry, workspace_bytes, T):
         R = KGT @ MwT.reshape(16, -1)  # (9, (c1 - c0) * F)
         gw[:, c0:c1] = R.reshape(3, 3, c1 - c0, F).transpose(3, 2, 0, 1)
 
-    if T > 1 and F * C >= _SPLIT_FILTER_PAIRS:
-        _threads.run_parallel(output_transform, _threads.row_ranges(C, T))
-    else:
-        with _threads.blas_outside_workers(T):
-            output_transform((0, C))
+    _split_by_channels(output_transform, C, T, F * C)
     return gw
