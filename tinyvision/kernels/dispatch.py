@@ -46,7 +46,7 @@ coco      coco_accumulate              pycocotools' accumulate (cumsum)        -
 batch_norm batch_norm_train_forward   the statistics, then xhat, y per channel -                  array (3)
 batch_norm batch_norm_eval_forward    y = w (x - mu) r + b                    -                  array (3)
 batch_norm batch_norm_backward        gb, gw, then gx per channel             -                  array (3)
-batch_norm channel_sum                sum per channel in float64               -                  array (4)
+batch_norm channel_sum                sum per channel in float64              -                  array (4)
 activation relu_forward               y = 0 if x <= 0 else x (NaN kept)       -                  array (3)
 activation relu_backward              gx = 0 if y <= 0 else gy                -                  array (3)
 conv      conv2d_forward, _grad_*      (still dispatched by conv_dispatch.py)  conv.py            on device

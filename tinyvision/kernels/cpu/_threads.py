@@ -420,7 +420,7 @@ def _caller_pinned(cpu):
     2 threads, one process, interleaved): 16.5 ms after a 0.1 s pause and 16.8 back to back,
     against 24.9 and 15.7 with the workers alone pinned (35 ms after a pause before the workers
     took the CPUs other than the caller's). A training step is even (ResNet-18: 318 vs 316 ms):
-    its calls come back to back. Costs two system calls per parallel call.
+    its calls come back to back. Costs three system calls per parallel call (read, set, restore).
     """
     if cpu is None or not PIN_CALLER:
         yield

@@ -322,8 +322,9 @@ def batch_norm_backward(gy, x, w, mu, r, training):
 
 def channel_sum(x):
     """sum_S x per channel, (C,) float64: one vectorised pass, the channels shared by the threads
-    from PARALLEL_MIN_SIZE values. (NumPy's x.sum(axis=(0, 2), dtype=float64) took 1.6 ms on an
-    8 x 64 x 64 x 64 float32 gradient here: it converts and reduces along strided axes.)"""
+    from PARALLEL_MIN_SIZE values. (NumPy's x.sum(axis=(0, 2), dtype=float64) took 1.05 ms on an
+    8 x 64 x 64 x 64 float32 gradient here, 2 threads, this kernel 0.22: NumPy converts and
+    reduces along strided axes.)"""
     out = np.empty(x.shape[1], np.float64)
     _run(_channel_sum_range, x, x, out)
     return out

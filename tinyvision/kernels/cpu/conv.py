@@ -623,9 +623,10 @@ def _subsampled_pointwise(geometry):
 #   P <= _FEW_PIXELS (measured, 3x3 convs, 2 threads: 256 channels at 2x2, batch 8: 1.8 -> 1.0
 #   ms; at 1x1 1.2 -> 0.4; 128 channels at 4x4, batch 4: 0.55 -> 0.44; but 64 channels at 8x8,
 #   batch 8, P = 512: 0.90 -> 1.11, where the (K, F) orientation's long inner sum wins);
-# - the input gradient is GEMM + col2im, not the convolution with the flipped weight (a copy of
-#   w), for P <= F * _FLIP_MIN_PIXELS_PER_FILTER (256 channels at 1x1, batch 8: 0.90 -> 0.37 ms; at 2x2, P = 32, and at
-#   4x4 with 128 channels, P = 64, the flipped copy was 5-15% faster).
+# - the stride-1 input gradient is GEMM + col2im, not the convolution with the flipped weight
+#   (a copy of w), for P <= F * _FLIP_MIN_PIXELS_PER_FILTER (256 channels at 1x1, batch 8:
+#   0.90 -> 0.37 ms; at 2x2, P = 32, and at 4x4 with 128 channels, P = 64, the flipped copy was
+#   5-15% faster).
 _FEW_PIXELS = 128
 _FLIP_MIN_PIXELS_PER_FILTER = 1 / 16
 
