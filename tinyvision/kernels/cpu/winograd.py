@@ -89,32 +89,79 @@ def supported(geometry):
             and tuple(geometry.dilation) == (1, 1) and geometry.groups == 1)
 
 
-# Above this many (f, c) filter pairs the filter transform is split by output channels among the
-# threads (it is memory-bound: 9 reads and 16 writes per pair; 512 x 512 filters make a 16 MB U,
-# which took ~1 ms on one thread, a step's worth of serial time over a ResNet's backward pass).
-_SPLIT_FILTER_PAIRS = 1 << 14
+# From this many (f, c) filter pairs on, the filter transform is split by output channels among
+# the threads (it is memory-bound: 9 reads and 16 writes per pair). One thread, float32:
+# 128 x 128 filters 0.09 ms (less than handing half to a pool thread saves), 256 x 256 0.41 ms,
+# 512 x 512 2.6 ms (a 16 MB U).
+_SPLIT_FILTER_PAIRS = 1 << 16
 
 
-_KRON_G = {}  # dtype -> (kron(G, G), its rows for the flipped kernel), made once
+_KRON_G = {}  # dtype -> kron(G, G), made once
 
 
 def _kron_g(dtype):
-    """(kron(G, G), the same with rows reordered for flipped kernels) in `dtype` (16, 9) each.
-
-    Flipping a 3x3 kernel g in space is g -> J g J (J reverses the order of 3 entries), and
-    G J = P G for the permutation P that swaps rows 0 and 3 of G (rows 1 and 2 of G are
-    palindromes, rows 0 and 3 are each other's reverse). So G (J g J) G^T = P (G g G^T) P^T:
-    entry (p, q) of the flipped kernel's transform is entry (pi(p), pi(q)) of the kernel's,
-    pi = (3, 1, 2, 0), i.e. row pi(p)*4 + pi(q) of kron(G, G).
-    """
+    """kron(G, G) in `dtype`, (16, 9): (G g G^T)[p, q] = (kron(G, G) @ g.ravel())[p*4 + q]
+    (the weight gradient's last step applies its transpose)."""
     key = np.dtype(dtype).str
     if key not in _KRON_G:
         _, G, _ = MATRICES
-        kg = np.kron(G, G)
-        pi = (3, 1, 2, 0)
-        rows = [pi[p] * 4 + pi[q] for p in range(4) for q in range(4)]
-        _KRON_G[key] = (kg.astype(dtype), np.ascontiguousarray(kg[rows]).astype(dtype))
+        _KRON_G[key] = np.kron(G, G).astype(dtype)
     return _KRON_G[key]
+
+
+# Filters per block of the filter transform: their 9 taps are first gathered into a (9, block)
+# buffer (a few KiB, in L1), so that the arithmetic and the 16 stores run along contiguous rows.
+_FILTER_BLOCK = 64
+
+
+@njit(cache=True, nogil=True)
+def _filter_transform_rows(w9, r0, r1, flipped, U):
+    """U[e, r, s] = (G g G^T)[e] for rows r in [r0, r1) of U's middle axis, every s.
+
+    w9 (F, C, 9) is w with each 3x3 filter flattened. flipped=False: (r, s) = (f, c) and
+    g = w[f, c]; flipped=True: (r, s) = (c, f) and g = w[f, c, ::-1, ::-1] (the kernel of the
+    input gradient, see filter_transform). G g G^T is done as two passes of the 1-D transform
+    (a, b, c) -> (a, (a + b + c)/2, (a - b + c)/2, c): down the 3 columns of g (t = G g, 4x3),
+    then along the 4 rows of t. A flipped filter runs through the very same arithmetic on its
+    taps read in reverse order, so its transform is bit for bit that of the flipped copy.
+    Per block of filters along s, the taps are gathered into a small (9, block) buffer first:
+    then both passes and the 16 stores run along contiguous rows and vectorise (one filter at
+    a time with scalar stores ran 5x slower, and as a (16, 9) @ (9, F*C) GEMM 2.5-4.5x slower).
+    """
+    F, C = w9.shape[0], w9.shape[1]
+    S = F if flipped else C
+    B = _FILTER_BLOCK
+    g = np.empty((9, B), dtype=U.dtype)
+    t = np.empty((12, B), dtype=U.dtype)  # t[3p + v] = (G g)[p, v]
+    for r in range(r0, r1):
+        for s0 in range(0, S, B):
+            nb = min(B, S - s0)
+            for j in range(nb):
+                if flipped:
+                    src = w9[s0 + j, r]
+                    for k in range(9):
+                        g[k, j] = src[8 - k]
+                else:
+                    src = w9[r, s0 + j]
+                    for k in range(9):
+                        g[k, j] = src[k]
+            for v in range(3):  # down column v: (g[0, v], g[1, v], g[2, v]) -> t[:, v]
+                for j in range(nb):
+                    a, b, c = g[v, j], g[3 + v, j], g[6 + v, j]
+                    t[v, j] = a
+                    t[3 + v, j] = (a + c + b) * 0.5
+                    t[6 + v, j] = (a + c - b) * 0.5
+                    t[9 + v, j] = c
+            for p in range(4):  # along row p of t: U[(p, q)] for q = 0..3
+                e = 4 * p
+                u0, u1 = U[e, r, s0:s0 + nb], U[e + 1, r, s0:s0 + nb]
+                u2, u3 = U[e + 2, r, s0:s0 + nb], U[e + 3, r, s0:s0 + nb]
+                for j in range(nb):
+                    a, b, c = t[3 * p, j], t[3 * p + 1, j], t[3 * p + 2, j]
+                    u0[j] = a
+                    u1[j] = (a + c + b) * 0.5
+                    u2[j] = (a + c - b) * 0.5
+                    u3[j] = c
 
 
 def filter_transform(w, T=1, flipped=False, out=None):
@@ -123,16 +170,12 @@ def filter_transform(w, T=1, flipped=False, out=None):
 
     flipped=True: the transform of the flipped, transposed kernel wt[c, f] = w[f, c, ::-1, ::-1]
     (the input gradient's kernel, see conv.conv2d_grad_input), U (16, C, F), without making wt:
-    the flip is a reordering of kron(G, G)'s rows (_kron_g), and each thread transposes only
-    its own range of channels c. out: a C-contiguous array of U's shape and dtype to write
-    (the convolution passes a kept workspace: a fresh 16 MB U costs a page fault per 4 KiB);
-    by default a new array."""
+    each filter's taps are read in reverse order (_filter_transform_rows), and each thread
+    writes its own range of channels c. out: a C-contiguous array of U's shape and dtype to
+    write (the convolution passes a kept workspace: a fresh 16 MB U costs a page fault per
+    4 KiB); by default a new array."""
     a = 4
     F, C = w.shape[:2]
-    # (G g G^T)[p, q] = sum_{u,v} G[p, u] G[q, v] g[u, v] = (kron(G, G) @ g.ravel())[p*a + q]:
-    # one (a*a, 9) @ (9, F*C) product for all filters.
-    # (In w's dtype: a float64 product of this shape ran 8-15x slower in OpenBLAS here.)
-    KG, KG_flipped = _kron_g(w.dtype)
     rows_out, cols_out = (C, F) if flipped else (F, C)
     U = np.empty((a * a, rows_out, cols_out), dtype=w.dtype) if out is None else out
     if U.shape != (a * a, rows_out, cols_out) or U.dtype != w.dtype or not U.flags.c_contiguous:
@@ -141,12 +184,7 @@ def filter_transform(w, T=1, flipped=False, out=None):
     w9 = w.reshape(F, C, 9)
 
     def transform(rows):
-        r0, r1 = rows  # output channels f, or (flipped) input channels c
-        if flipped:
-            block = np.ascontiguousarray(w9[:, r0:r1].transpose(1, 0, 2)).reshape(-1, 9)  # (c, f) order
-            np.matmul(KG_flipped, block.T, out=U[:, r0:r1].reshape(a * a, -1))
-        else:
-            np.matmul(KG, w9[r0:r1].reshape(-1, 9).T, out=U[:, r0:r1].reshape(a * a, -1))
+        _filter_transform_rows(w9, rows[0], rows[1], flipped, U)
 
     _split_by_channels(transform, rows_out, T, F * C)
     return U
@@ -444,7 +482,7 @@ def _winograd_grad_weight(x, gy, geometry, workspace_bytes, T):
 
     shares = _threads.run_queue(work, chunks, T, static=True)  # a fixed sum order: bitwise repeatable
     gw = np.empty((F, C, 3, 3), dtype=x.dtype)
-    KGT = _kron_g(x.dtype)[0].T  # (9, 16)
+    KGT = _kron_g(x.dtype).T  # (9, 16)
 
     def output_transform(rows):
         # For input channels [c0, c1): the threads' shares summed (in shares[0], in order), then
