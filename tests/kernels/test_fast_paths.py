@@ -491,16 +491,18 @@ def test_small_matmul_runs_with_single_threaded_blas_and_matches_torch(monkeypat
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("N, H, W", [(8, 8, 8), (6, 9, 11), (4, 8, 8)])
+@pytest.mark.parametrize("N, H, W", [(8, 8, 8), (6, 9, 11), (4, 8, 8), (2, 4, 4), (8, 4, 5), (16, 3, 3), (2, 8, 8)])
 def test_small_map_winograd_forward_and_input_gradient_match_reference(N, H, W, dtype, monkeypatch):
-    """8x8 to 11x11 outputs: Winograd for the forward pass and (through the flipped kernel) the
-    input gradient when the batch has >= 128 output tiles, im2col below that; the weight
-    gradient stays on im2col. Every pass == the plain loops, whichever path runs."""
+    """4x4 to 11x11 outputs: Winograd for the forward pass and (through the flipped kernel) the
+    input gradient when the batch has >= 32 output tiles (few filters here), im2col below that
+    and on maps under 4x4; the weight gradient stays on im2col. Every pass == the plain loops,
+    whichever path runs."""
     C, F_ = 5, 6
     g = ConvGeometry(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_size=(3, 3),
                      image_size=(H, W), map_size=(H, W))
     tiles = N * ((H + 1) // 2) * ((W + 1) // 2)
-    assert CPU._use_winograd_forward(N, C, g) == (tiles >= 128) and not CPU._use_winograd(C, g)
+    winograd = tiles >= 32 and min(H, W) >= 4
+    assert CPU._use_winograd_forward(N, C, F_, g) == winograd and not CPU._use_winograd(C, g)
     calls = []
     real = CPU.winograd.winograd_conv3x3
     monkeypatch.setattr(CPU.winograd, "winograd_conv3x3", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -510,13 +512,25 @@ def test_small_map_winograd_forward_and_input_gradient_match_reference(N, H, W, 
     w = rng.standard_normal((F_, C, 3, 3)).astype(dtype)
     gy = rng.standard_normal((N, F_, H, W)).astype(dtype)
     got = (CPU.conv2d_forward(x, w, g), CPU.conv2d_grad_input(gy, w, g), CPU.conv2d_grad_weight(x, gy, g))
-    assert len(calls) == (2 if tiles >= 128 else 0)  # forward and input gradient
+    assert len(calls) == (2 if winograd else 0)  # forward and input gradient
     x64, w64, gy64 = (a.astype(np.float64) for a in (x, w, gy))
     want = (CPU.conv2d_forward_reference(x64, w64, g), CPU.conv2d_grad_input_reference(gy64, w64, g),
             CPU.conv2d_grad_weight_reference(x64, gy64, g))
     for name, a, b in zip(("y", "gx", "gw"), got, want):
         assert a.shape == b.shape and a.dtype == dtype
         assert_close(a, b, dtype, name)
+
+
+def test_small_map_winograd_needs_more_tiles_for_more_filters():
+    """The filter transform is made on every call: with F * C filter pairs the batch needs at
+    least F * C / 4096 tiles (and 32) before Winograd runs on a 4x4 to 11x11 map."""
+    g = ConvGeometry(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, kernel_size=(3, 3),
+                     image_size=(4, 4), map_size=(4, 4))
+    assert not CPU._use_winograd_forward(8, 512, 512, g)  # 32 tiles < 64
+    assert CPU._use_winograd_forward(16, 512, 512, g)  # 64 tiles
+    assert CPU._use_winograd_forward(8, 256, 256, g)  # 32 tiles >= 16
+    assert not CPU._use_winograd_forward(4, 256, 256, g)  # 16 tiles < 32
+    assert not CPU._use_winograd_forward(64, 3, 64, g)  # 3 input channels: im2col
 
 
 _FAULTS_SCRIPT = """

@@ -83,6 +83,20 @@ def test_filter_transform_split_among_threads_equals_one_thread(dtype, monkeypat
     np.testing.assert_allclose(U2, U1, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("flipped", [False, True], ids=["plain", "flipped"])
+def test_filter_transform_across_blocks_is_g_w_gt(flipped):
+    """More filters along the inner axis than one gather block (64), with a ragged last block:
+    every (f, c) is still G w G^T (of the flipped kernel when flipped), to float64 rounding."""
+    rng = np.random.default_rng(3)
+    F, C = (3, 130) if not flipped else (131, 2)  # the inner axis is c, or (flipped) f
+    w = rng.standard_normal((F, C, 3, 3))
+    _, G, _ = WG.MATRICES
+    U = WG.filter_transform(w, flipped=flipped)
+    g = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3) if flipped else w
+    want = np.einsum("pu,qv,fcuv->pqfc", G, G, g).reshape(16, *g.shape[:2])
+    np.testing.assert_allclose(U, want, rtol=1e-13, atol=1e-13)
+
+
 @st.composite
 def geometries(draw):
     """(N, C, H, W, F, (PH, PW), (OH, OW)): any sizes, including ragged last tiles and outputs
@@ -215,7 +229,7 @@ def test_f23_float32_error_within_tolerance_at_64_channels():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_flipped_filter_transform_is_the_transform_of_the_flipped_transposed_kernel(dtype, split, monkeypatch):
     """filter_transform(w, flipped=True) == filter_transform(wt) for wt[c, f] = w[f, c, ::-1, ::-1],
-    made without wt (a reordering of kron(G, G)'s rows); also split among threads by c."""
+    made without wt (w's taps read in reverse order); also split among threads by c."""
     if split:
         monkeypatch.setattr(WG, "_SPLIT_FILTER_PAIRS", 4)
     rng = np.random.default_rng(2)
@@ -224,8 +238,7 @@ def test_flipped_filter_transform_is_the_transform_of_the_flipped_transposed_ker
     want = WG.filter_transform(wt).copy()
     got = WG.filter_transform(w, 3 if split else 1, flipped=True)
     assert got.shape == (16, 5, 6)
-    tol = 1e-5 if dtype == np.float32 else 1e-13
-    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(got, want)  # the same arithmetic on the same taps
 
 
 def test_flipped_winograd_equals_the_input_gradient():

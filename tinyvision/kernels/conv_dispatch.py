@@ -12,7 +12,7 @@ outside an array.
 On the CPU, the fast kernels choose their algorithm per call (one place,
 ``kernels/cpu/conv.py::_use_winograd``): Winograd (``kernels/cpu/winograd.py``) for 3x3,
 stride-1, dilation-1, ungrouped convolutions with >= 4 input channels and outputs >= 12x12
-(forward pass and input gradient also on 8x8 outputs of a large enough batch: ``_use_winograd_forward``),
+(forward pass and input gradient also on 4x4 to 11x11 outputs of a large enough batch: ``_use_winograd_forward``),
 im2col + GEMM otherwise (per image, or one GEMM for the whole batch when the maps are small).
 
 * ``conv2d_forward(x, w, geometry)       -> y   (N, F, OH, OW)``  (no bias)

@@ -60,9 +60,9 @@ How the fast path is organised (each choice measured on the 2-core CI machine, s
 * **1x1, stride 1, unpadded** skips im2col: x itself is ``cols``.
 * **3x3, stride 1** (dilation 1, one group, >= 4 input channels, output >= 12x12): Winograd
   F(2x2, 3x3) for the forward pass and gx, F(3x3, 2x2) for gw (``winograd.py``; 2.25x fewer
-  multiply-adds, the same float32 accuracy; see :func:`_use_winograd`). On 8x8 to 11x11
-  outputs the forward pass and gx only, when the batch has >= 128 output tiles
-  (:func:`_use_winograd_forward`). A Winograd result
+  multiply-adds, the same float32 accuracy; see :func:`_use_winograd`). On 4x4 to 11x11
+  outputs the forward pass and gx only, when the batch has enough output tiles for the
+  filter transform to pay (:func:`_use_winograd_forward`). A Winograd result
   that is not all finite (an inf in the input) is recomputed by im2col (see :func:`_finite`).
 
 All kernels take and return raw NumPy arrays, float32 or float64 (x and w of one dtype); the
@@ -376,25 +376,35 @@ def _use_winograd(C, geometry):
     return winograd.supported(geometry) and C >= 4 and min(geometry.map_size) >= 12
 
 
-# Smaller maps (8x8 to 11x11: a ResNet's third stage at 128 px) still run the forward pass (and
-# the input gradient, a forward pass of gy) faster by Winograd when the batch holds enough 2x2
-# output tiles: each of its 16 transform-domain GEMMs is then (F, C) @ (C, tiles) with tiles
-# >= 128. Measured at 256 channels 8x8, batch 8 (128 tiles), 1 and 2 threads: forward 6.8 vs
-# 8.7 ms and 4.6 vs 5.1, input gradient 8.2 vs 10.3 and 5.3 vs 6.1; at batch 4 (64 tiles)
-# even or slower, at batch 2 slower. The weight gradient stays on im2col there (slower by
-# Winograd: 9.9 vs 9.0 ms).
-_WINOGRAD_MIN_TILES_SMALL_MAP = 128
+# Smaller maps (4x4 to 11x11: a ResNet's last two stages at 128 px, a detector's small pyramid
+# levels) still run the forward pass (and the input gradient, a forward pass of gy) faster by
+# Winograd when the batch holds enough 2x2 output tiles to pay for the filter transform: U is
+# 16/9 the size of w and is made on every call, while each of the 16 transform-domain GEMMs is
+# (F, C) @ (C, tiles). So at least _WINOGRAD_MIN_TILES_SMALL_MAP tiles, and at least one per
+# _WINOGRAD_PAIRS_PER_TILE filter pairs (F * C). Measured (2 threads, float32, interleaved in one
+# process; im2col -> Winograd, ms): 256 channels at 8x8, batch 4: forward 2.82 -> 2.28, input
+# gradient 3.05 -> 2.48; batch 2 (32 tiles): 1.79 -> 1.54, 1.75 -> 1.78; 256 channels at 4x4,
+# batch 8: 1.75 -> 1.72, 2.22 -> 1.85; 128 channels at 4x4, batch 8: 0.79 -> 0.67, 0.88 -> 0.68;
+# 512 channels at 4x4, batch 16 (64 tiles): 9.41 -> 8.81, 12.04 -> 9.18, but at batch 8
+# (32 tiles < 262144 / 4096) 4.99 -> 5.51, 6.10 -> 5.78. Maps under 4x4 keep im2col (a 2x2 map is
+# one tile, a 3x3 map four: 256 channels at 2x2, batch 8, forward 1.15 -> 1.69; at 3x3 1.88 ->
+# 2.74). The weight gradient stays on im2col there (slower by Winograd at every size measured,
+# e.g. 256 channels at 8x8, batch 4: 2.85 -> 3.70).
+_WINOGRAD_MIN_TILES_SMALL_MAP = 32
+_WINOGRAD_PAIRS_PER_TILE = 4096
+_WINOGRAD_MIN_MAP = 4
 
 
-def _use_winograd_forward(N, C, geometry):
-    """_use_winograd, or, for the forward pass only, an 8x8 to 11x11 output with at least
-    _WINOGRAD_MIN_TILES_SMALL_MAP 2x2 tiles in the batch."""
+def _use_winograd_forward(N, C, F, geometry):
+    """_use_winograd, or, for the forward pass only (C input and F output channels), an output of
+    at least _WINOGRAD_MIN_MAP x _WINOGRAD_MIN_MAP with enough 2x2 tiles in the batch: at least
+    _WINOGRAD_MIN_TILES_SMALL_MAP and F * C / _WINOGRAD_PAIRS_PER_TILE."""
     if _use_winograd(C, geometry):
         return True
     OH, OW = geometry.map_size
     tiles = N * ((OH + 1) // 2) * ((OW + 1) // 2)
-    return (winograd.supported(geometry) and C >= 4 and min(OH, OW) >= 8
-            and tiles >= _WINOGRAD_MIN_TILES_SMALL_MAP)
+    return (winograd.supported(geometry) and C >= 4 and min(OH, OW) >= _WINOGRAD_MIN_MAP
+            and tiles >= max(_WINOGRAD_MIN_TILES_SMALL_MAP, F * C / _WINOGRAD_PAIRS_PER_TILE))
 
 
 def _finite(result):
@@ -644,7 +654,7 @@ def conv2d_forward(x, w, geometry, workspace_bytes=None):
     F, Cg = w.shape[:2]
     Fg = F // G
     K = Cg * KH * KW
-    if _use_winograd_forward(N, C, geometry):
+    if _use_winograd_forward(N, C, F, geometry):
         y = winograd.winograd_conv3x3(x, w, geometry, workspace_bytes)
         if _finite(y):
             return y  # else an inf in x or w: the direct sum below (see _finite)
@@ -706,7 +716,7 @@ def conv2d_grad_input(gy, w, geometry, workspace_bytes=None):
     # That convolution's geometry (see below): gy on its image side, gx on its map side.
     full = geometry._replace(padding=(DH * (KH - 1) - PH, DW * (KW - 1) - PW), image_size=(OH, OW), map_size=(H, W))
     if _use_batched(N, OH, OW, K, G, gy.itemsize, workspace_bytes, F) and not (
-            flip and _use_winograd_forward(N, F, full)):
+            flip and _use_winograd_forward(N, F, Cg * G, full)):
         return _grad_input_batched(gy, w, SH, SW, PH, PW, DH, DW, H, W)
     if flip:
         # Stride 1: gx is itself a convolution ("full" correlation) of gy. With u' = KH-1-u,
@@ -714,7 +724,7 @@ def conv2d_grad_input(gy, w, geometry, workspace_bytes=None):
         # where PH' = DH*(KH-1) - PH: a conv2d_forward with the kernel flipped in space and its
         # channel roles swapped per group. im2col + GEMM then replaces GEMM + col2im — faster
         # here (the GEMM's inner dimension is F*KH*KW instead of F, and no scatter).
-        if G == 1 and _use_winograd_forward(N, F, full):
+        if G == 1 and _use_winograd_forward(N, F, Cg, full):
             # Winograd transforms the flipped kernel straight from w (winograd.filter_transform).
             gx = winograd.winograd_conv3x3(gy, w, full, workspace_bytes, flipped=True)
             if _finite(gx):
