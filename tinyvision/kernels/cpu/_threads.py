@@ -396,6 +396,8 @@ def _pin(cpu):
     """Restrict the calling (pool) thread to one CPU, or (cpu None) give back the CPUs it had
     before it was first pinned. Only pool threads call this; the caller's thread is held for one
     call at a time by _caller_pinned."""
+    if cpu == getattr(_running, "pinned_to", None):
+        return  # already there (a system call saved at the start of most jobs)
     try:
         if cpu is not None:
             if getattr(_running, "unpinned", None) is None:
@@ -404,8 +406,9 @@ def _pin(cpu):
         elif getattr(_running, "unpinned", None) is not None:
             os.sched_setaffinity(0, _running.unpinned)
             _running.unpinned = None
+        _running.pinned_to = cpu
     except OSError:
-        pass
+        _running.pinned_to = None
 
 
 @contextlib.contextmanager
