@@ -317,6 +317,24 @@ def test_tiling_kernels_equal_reference(geom, workspace):
         assert_close(a, b, np.float64, name)
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs two CPUs and sched_getaffinity")
+def test_pool_thread_is_on_each_jobs_cpu_whether_it_moves_or_stays():
+    """A pool thread skips the affinity call when its job's CPU is the one it is on; it still moves
+    when the next job names another CPU, and gets its CPUs back for a job that names none."""
+    from tinyvision.kernels.cpu import _threads
+
+    a, b = sorted(os.sched_getaffinity(0))[:2]
+    pool = _threads._get_pool(1)
+    seen = []
+    for cpu in (a, a, b, b, a, None):
+        job = _threads._Job(lambda _: seen.append(os.sched_getaffinity(0)), None, cpu)
+        pool.wait(0, pool.submit(0, job))
+        assert job.error is None
+    allowed = os.sched_getaffinity(0)
+    assert seen == [{a}, {a}, {b}, {b}, {a}, allowed]
+
+
 @pytest.mark.parametrize("pin", [True, False])
 def test_run_parallel_pins_threads_only_while_they_run(pin, monkeypatch):
     """Results in task order with and without pinning; the caller runs task 0 itself, the pool

@@ -718,7 +718,7 @@ def conv2d_grad_input(gy, w, geometry, workspace_bytes=None):
     # That convolution's geometry (see below): gy on its image side, gx on its map side.
     full = geometry._replace(padding=(DH * (KH - 1) - PH, DW * (KW - 1) - PW), image_size=(OH, OW), map_size=(H, W))
     if _use_batched(N, OH, OW, K, G, gy.itemsize, workspace_bytes, F) and not (
-            flip and _use_winograd_forward(N, F, Cg * G, full)):
+            flip and _use_winograd_forward(N, F, Cg, full)):
         return _grad_input_batched(gy, w, SH, SW, PH, PW, DH, DW, H, W)
     if flip:
         # Stride 1: gx is itself a convolution ("full" correlation) of gy. With u' = KH-1-u,
